@@ -1,0 +1,91 @@
+"""raw_listings -> validated_listings + rejected_listings: wiring around listings.validation."""
+
+from datetime import datetime
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from price_alchemy_assets.listings.validation import ValidationRules, validate_listings
+from price_alchemy_assets.resources import WarehouseResource
+
+LISTINGS_GROUP = "listings"
+
+
+class RawListingsConfig(dg.Config):
+    """Which listings to read, by created_at; both bounds optional (ISO 8601, UTC if no zone)."""
+
+    start: str | None = Field(default=None, description="read listings created at or after this time")
+    end: str | None = Field(default=None, description="read listings created before this time")
+
+
+class ValidationConfig(dg.Config):
+    price_ceiling: float = Field(default=ValidationRules.price_ceiling, description="highest plausible price, USD")
+    max_name_chars: int = ValidationRules.max_name_chars
+    max_description_chars: int = ValidationRules.max_description_chars
+
+
+@dg.asset(group_name=LISTINGS_GROUP, kinds={"pandas"}, description="Listings as stored in the warehouse.")
+def raw_listings(config: RawListingsConfig, warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
+    store = warehouse.open()
+    start = datetime.fromisoformat(config.start) if config.start else None
+    end = datetime.fromisoformat(config.end) if config.end else None
+    frame = store.read_listings(start, end)
+    return dg.Output(
+        frame,
+        metadata={
+            "dagster/row_count": len(frame),
+            "warehouse": store.describe(),
+            "labelled_rows": int(frame["price"].notna().sum()),
+            "first_created_at": str(frame["created_at"].min()) if len(frame) else "",
+            "last_created_at": str(frame["created_at"].max()) if len(frame) else "",
+            "source_files": dg.MetadataValue.json(frame["source_file"].value_counts().to_dict()),
+        },
+    )
+
+
+@dg.multi_asset(
+    group_name=LISTINGS_GROUP,
+    outs={
+        "validated_listings": dg.AssetOut(kinds={"pandas", "pandera"}, description="Listings that pass ValidListings."),
+        "rejected_listings": dg.AssetOut(kinds={"pandas"}, description="Listings that fail, with the rules broken."),
+    },
+)
+def validated_and_rejected_listings(config: ValidationConfig, raw_listings: pd.DataFrame):
+    rules = ValidationRules(config.price_ceiling, config.max_name_chars, config.max_description_chars)
+    result = validate_listings(raw_listings, rules)
+    reasons = result.reason_counts()
+    reason_table = "| rule broken | rows |\n|---|---|\n" + "".join(
+        f"| {rule} | {count} |\n" for rule, count in reasons.items()
+    )
+    categories = sorted(result.valid["category_name"].dropna().unique().tolist())
+    yield dg.Output(
+        result.valid,
+        output_name="validated_listings",
+        metadata={
+            "dagster/row_count": len(result.valid),
+            "rows_in": result.rows_in,
+            "valid_rows": len(result.valid),
+            "rejected_rows": len(result.rejected),
+            "rejected_share": len(result.rejected) / result.rows_in if result.rows_in else 0.0,
+            "rejections": dg.MetadataValue.md(reason_table),
+            "price_ceiling": rules.price_ceiling,
+            "category_count": len(categories),
+            "categories": dg.MetadataValue.json(categories),
+        },
+    )
+    yield dg.Output(
+        result.rejected,
+        output_name="rejected_listings",
+        metadata={
+            "dagster/row_count": len(result.rejected),
+            "rejections": dg.MetadataValue.md(reason_table),
+            "preview": dg.MetadataValue.md(
+                result.rejected[["listing_id", "source_file", "source_line", "rejection_reason"]]
+                .head(20)
+                .to_markdown(index=False)
+                if len(result.rejected)
+                else "no rejected listings"
+            ),
+        },
+    )

@@ -1,0 +1,202 @@
+"""`price-alchemy`: make, load and process listings from the command line."""
+
+import os
+import signal
+import sys
+from contextlib import contextmanager
+from datetime import UTC
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from price_alchemy_assets import settings
+from price_alchemy_assets.listings.files import ListingsFileError
+from price_alchemy_assets.listings.ingest import DEFAULT_CHUNK_ROWS, ingest_listings_file
+from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
+
+
+class _Failure(click.ClickException):
+    """One line on stderr and exit code 1, without a traceback."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"price-alchemy: error: {self.message}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Price Alchemy: price suggestions for second-hand listings, on Dagster assets."""
+    settings.dagster_home()
+
+
+@contextmanager
+def _warehouse():
+    from price_alchemy_assets.resources import open_warehouse_from_env
+
+    opened = False
+    try:
+        with open_warehouse_from_env() as warehouse:
+            opened = True
+            yield warehouse
+    except Exception as error:
+        if opened:
+            raise
+        raise _Failure(f"warehouse configuration: {error}") from error  # names the variable at fault
+
+
+@main.command()
+@click.option("--rows", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--start",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="first created_at (UTC); default: --days before now",
+)
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True)
+@click.option(
+    "--drift",
+    type=click.Choice([kind.value for kind in DriftKind]),
+    default=None,
+    help="make a shifted batch for drift detection",
+)
+@click.option("--strength", type=click.FloatRange(min=0), default=1.0, show_default=True, help="how strong --drift is")
+@click.option("--first-id", type=click.IntRange(min=0), default=None, help="first train_id; default seed x 10^7")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="a .tsv or .tsv.gz path; default DATA_DIR/synthetic/listings-seedS.tsv",
+)
+def synth(rows, seed, start, days, drift, strength, first_id, output) -> None:
+    """Write a synthetic marketplace in Kaggle's train.tsv format (plus created_at)."""
+    output = output or settings.data_dir() / "synthetic" / f"listings-seed{seed}{'-' + drift if drift else ''}.tsv"
+    start = start.replace(tzinfo=UTC) if start else None
+    with tqdm(total=rows, unit="rows", desc="synth", disable=None) as bar:
+        path = write_synthetic_listings(
+            output,
+            rows,
+            seed=seed,
+            start=start,
+            days=days,
+            drift=DriftKind(drift) if drift else None,
+            strength=strength,
+            first_id=first_id,
+            on_chunk=bar.update,
+        )
+    click.echo(f"wrote {rows:,} listings to {path}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=DEFAULT_CHUNK_ROWS, show_default=True)
+def ingest(paths, chunk_rows) -> None:
+    """Load Kaggle-format train.tsv / test.tsv files (plain, .gz or .zip) into the warehouse.
+
+    Each file goes in whole or not at all; rows already stored are not added again."""
+    with _warehouse() as warehouse:
+        for path in paths:
+            _ingest_one(warehouse, path, chunk_rows)
+
+
+def _ingest_one(warehouse, path: Path, chunk_rows: int) -> None:
+    with tqdm(unit="B", unit_scale=True, desc=path.name, disable=None) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            result = ingest_listings_file(path, warehouse, chunk_rows=chunk_rows, on_progress=progress)
+        except ListingsFileError as error:
+            raise _Failure(f"{error} (nothing from this file was stored)") from error
+    click.echo(
+        f"{path}: {result.rows_read:,} rows read, {result.rows_added:,} new, "
+        f"{result.rows_already_present:,} already stored -> {warehouse.describe()}"
+    )
+
+
+@main.command()
+def status() -> None:
+    """What the warehouse holds."""
+    with _warehouse() as warehouse:
+        summary = warehouse.summary()
+        click.echo(f"warehouse: {warehouse.describe()}")
+    for key, value in summary.items():
+        click.echo(f"  {key}: {value}")
+
+
+@main.command()
+@click.option("--select", default=None, help="asset selection, e.g. 'raw_listings validated_listings'")
+def materialize(select) -> None:
+    """Run the main job in this process, recorded in $DAGSTER_HOME so the Dagster UI shows it."""
+    if not _run_main_job(select):
+        raise _Failure("the run failed; see the messages above or the run in the Dagster UI")
+
+
+def _run_main_job(select: str | None = None) -> bool:
+    import dagster as dg
+
+    from price_alchemy_assets.definitions import MAIN_JOB, defs
+
+    job = defs.resolve_job_def(MAIN_JOB)
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            asset_selection=[dg.AssetKey(key) for key in select.split()] if select else None,
+        )
+        _print_run(result)
+    return result.success
+
+
+def _print_run(result) -> None:
+    import dagster as dg
+
+    click.echo(f"\nrun {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        rows = materialization.metadata.get("dagster/row_count")
+        click.echo(
+            f"  materialized {materialization.asset_key.to_user_string():<22} {rows.value if rows else '':>10,} rows"
+        )
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            verdict = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
+            click.echo(f"  check {evaluation.asset_key.to_user_string()}:{evaluation.check_name:<20} {verdict}")
+
+
+@main.command()
+@click.option("--rows", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+def demo(rows, seed) -> None:
+    """Synthesize a marketplace, ingest it and run the main job: the README's first command."""
+    path = settings.data_dir() / "synthetic" / f"demo-seed{seed}-{rows}.tsv"
+    click.get_current_context().invoke(synth, rows=rows, seed=seed, output=path, days=30.0, strength=1.0)
+    click.get_current_context().invoke(ingest, paths=(path,), chunk_rows=DEFAULT_CHUNK_ROWS)
+    ok = _run_main_job()
+    click.echo(
+        f"\nDagster home: {os.environ['DAGSTER_HOME']}\n"
+        "See the assets, lineage and checks in the Dagster UI:\n"
+        "  .venv/bin/price-alchemy ui    then open http://127.0.0.1:3000"
+    )
+    if not ok:
+        raise _Failure("the main job failed")
+
+
+@main.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
+def ui(port) -> None:
+    """Start the Dagster webserver and daemon (`dagster dev`) on 127.0.0.1."""
+    workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
+    args = ["dagster", "dev", "-h", "127.0.0.1", "-p", str(port)]
+    args += ["-w", str(workspace)] if workspace.is_file() else ["-m", "price_alchemy_assets.definitions"]
+    click.echo(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # so Ctrl-C and kill stop `dagster dev`
+    os.execvp(args[0], [sys.executable, "-m", "dagster", *args[1:]])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Dagster resources: thin adapters from configuration to the plain warehouse classes.
+
+Which warehouse backs the platform is configuration: PRICE_ALCHEMY_WAREHOUSE=duckdb (the
+embedded default) or bigquery, with BigQuery's project, dataset and table from dg.EnvVar.
+"""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+from dagster_duckdb_pandas import DuckDBPandasIOManager
+from dagster_gcp import BigQueryResource
+from google.cloud import bigquery
+from pydantic import Field
+
+from price_alchemy_assets import settings
+from price_alchemy_assets.warehouse import Warehouse
+from price_alchemy_assets.warehouse.bigquery_backend import BigQueryWarehouse
+from price_alchemy_assets.warehouse.duckdb_backend import DuckDBWarehouse
+
+
+class EndpointBigQueryResource(BigQueryResource):
+    """dagster-gcp's BigQueryResource plus an optional API endpoint, for a local emulator of
+    BigQuery's REST API. With an endpoint the client is anonymous and never asks for a
+    BigQuery Storage client or the GCE metadata server."""
+
+    api_endpoint: str | None = Field(default=None, description="e.g. http://127.0.0.1:9050; unset for Google's")
+
+    @contextmanager
+    def get_client(self) -> Iterator[bigquery.Client]:
+        if not self.api_endpoint:
+            with super().get_client() as client:
+                yield client
+            return
+        from google.auth.credentials import AnonymousCredentials
+
+        os.environ.setdefault("NO_GCE_CHECK", "true")
+        client = _EmulatorClient(
+            project=self.project,
+            location=self.location,
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": self.api_endpoint},
+        )
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+class _EmulatorClient(bigquery.Client):
+    def _ensure_bqstorage_client(self, *args, **kwargs):
+        return None
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """Where listings live. Subclasses pick the backend; assets only call `open()`."""
+
+    def open(self) -> Warehouse:
+        raise NotImplementedError
+
+
+class DuckDBWarehouseResource(WarehouseResource):
+    path: str = Field(description="DuckDB database file holding the listings table")
+
+    def open(self) -> Warehouse:
+        return DuckDBWarehouse(self.path)
+
+
+class BigQueryWarehouseResource(WarehouseResource):
+    bigquery: EndpointBigQueryResource
+    dataset: str = Field(description="BigQuery dataset holding the listings table")
+    listings_table: str = Field(default="listings")
+
+    def open(self) -> Warehouse:
+        return BigQueryWarehouse(
+            self.bigquery.get_client,
+            project=self.bigquery.project,
+            dataset=self.dataset,
+            location=self.bigquery.location,
+            listings_table=self.listings_table,
+        )
+
+
+def warehouse_from_env() -> WarehouseResource:
+    backend = os.environ.get(settings.WAREHOUSE_ENV, "duckdb").strip().lower()
+    if backend == "duckdb":
+        return DuckDBWarehouseResource(
+            path=os.environ.get("PRICE_ALCHEMY_DUCKDB_PATH") or str(settings.default_warehouse_path())
+        )
+    if backend == "bigquery":
+        return BigQueryWarehouseResource(
+            bigquery=EndpointBigQueryResource(
+                project=dg.EnvVar("PRICE_ALCHEMY_BQ_PROJECT"),
+                location=os.environ.get("PRICE_ALCHEMY_BQ_LOCATION") or None,
+                gcp_credentials=dg.EnvVar("PRICE_ALCHEMY_GCP_CREDENTIALS")
+                if os.environ.get("PRICE_ALCHEMY_GCP_CREDENTIALS")
+                else None,
+                api_endpoint=os.environ.get("PRICE_ALCHEMY_BQ_API_ENDPOINT") or None,
+            ),
+            dataset=dg.EnvVar("PRICE_ALCHEMY_BQ_DATASET"),
+            listings_table=os.environ.get("PRICE_ALCHEMY_BQ_LISTINGS_TABLE", "listings"),
+        )
+    raise ValueError(f"{settings.WAREHOUSE_ENV}={backend!r}: expected 'duckdb' or 'bigquery'")
+
+
+def listings_io_manager() -> DuckDBPandasIOManager:
+    """Asset tables (validated_listings, rejected_listings) in an embedded DuckDB file."""
+    return DuckDBPandasIOManager(
+        database=os.environ.get("PRICE_ALCHEMY_ASSETS_DB") or str(settings.default_assets_db_path()),
+        schema="price_alchemy",
+    )
+
+
+@contextmanager
+def open_warehouse_from_env() -> Iterator[Warehouse]:
+    """The configured warehouse outside a Dagster run (CLI, tests, scripts), EnvVars resolved."""
+    with warehouse_from_env().process_config_and_initialize_cm() as resource:
+        yield resource.open()

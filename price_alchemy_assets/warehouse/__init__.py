@@ -1,0 +1,5 @@
+"""The listings warehouse: one small interface, an embedded DuckDB file or BigQuery behind it."""
+
+from price_alchemy_assets.warehouse.base import AppendResult, Warehouse
+
+__all__ = ["AppendResult", "Warehouse"]

@@ -1,0 +1,67 @@
+"""The embedded default: a DuckDB file on local disk."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from price_alchemy_assets.listings.columns import WAREHOUSE_COLUMNS
+from price_alchemy_assets.warehouse.base import Session, Warehouse
+
+_TYPES = {"string": "VARCHAR", "int": "BIGINT", "float": "DOUBLE", "timestamp": "TIMESTAMPTZ"}
+_PARAM = re.compile(r"@(\w+)")
+
+
+class DuckDBSession(Session):
+    def __init__(self, connection: duckdb.DuckDBPyConnection):
+        self.connection = connection
+
+    def ref(self, table: str) -> str:
+        return f'"{table}"'
+
+    def column_type(self, kind: str) -> str:
+        return _TYPES[kind]
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        return self.connection.execute(_PARAM.sub(r"$\1", sql), params or {}).df()
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
+        result = self.connection.execute(_PARAM.sub(r"$\1", sql), params or {}).fetchone()
+        return int(result[0]) if result and isinstance(result[0], int) else 0
+
+    def load(self, table: str, frame: pd.DataFrame) -> None:
+        columns = ", ".join(WAREHOUSE_COLUMNS)
+        self.connection.register("incoming_listings", frame)
+        try:
+            self.connection.execute(
+                f"INSERT INTO {self.ref(table)} ({columns}) SELECT {columns} FROM incoming_listings"
+            )
+        finally:
+            self.connection.unregister("incoming_listings")
+
+    def create_staging(self, table: str) -> None:
+        columns = ", ".join(f"{name} {_TYPES[kind]}" for name, kind in WAREHOUSE_COLUMNS.items())
+        self.connection.execute(f"CREATE TEMP TABLE {self.ref(table)} ({columns})")
+
+
+class DuckDBWarehouse(Warehouse):
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def describe(self) -> str:
+        return f"DuckDB file {self.path}"
+
+    @contextmanager
+    def session(self) -> Iterator[DuckDBSession]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = duckdb.connect(str(self.path))
+        try:
+            yield DuckDBSession(connection)
+        finally:
+            connection.close()

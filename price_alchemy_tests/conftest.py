@@ -1,0 +1,183 @@
+"""Shared fixtures: isolated Dagster homes, the genuine Mercari rows, and the real services
+(BigQuery REST emulator, PostgreSQL) that tests start or reach on 127.0.0.1.
+
+Where a service is missing, its tests skip with the reason, unless
+PRICE_ALCHEMY_REQUIRE_SERVICES=1 (set by .ci/run), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+GENUINE_TRAIN = SHARED_DATA / "mercari_train_sample.tsv"
+GENUINE_TEST = SHARED_DATA / "mercari_test_sample.tsv"
+BQ_EMULATOR_PYTHON = Path(os.environ.get("PRICE_ALCHEMY_BQEMULATOR_PYTHON", REPO / ".venv-bqemulator/bin/python"))
+POSTGRES_DSN = os.environ.get("PRICE_ALCHEMY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def require_service(reason: str) -> None:
+    """Skip, or fail where CI demands every service."""
+    if os.environ.get("PRICE_ALCHEMY_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"required service missing: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def genuine_train() -> Path:
+    if not GENUINE_TRAIN.is_file():
+        pytest.skip(f"genuine Mercari rows not found at {GENUINE_TRAIN} (../shared/data is absent)")
+    return GENUINE_TRAIN
+
+
+@pytest.fixture
+def genuine_test() -> Path:
+    if not GENUINE_TEST.is_file():
+        pytest.skip(f"genuine Mercari test rows not found at {GENUINE_TEST} (../shared/data is absent)")
+    return GENUINE_TEST
+
+
+@pytest.fixture
+def price_alchemy_home(tmp_path, monkeypatch) -> Path:
+    """A private DAGSTER_HOME (and with it the data dir) for one test."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    for name in (
+        "PRICE_ALCHEMY_DATA_DIR",
+        "PRICE_ALCHEMY_WAREHOUSE",
+        "PRICE_ALCHEMY_DUCKDB_PATH",
+        "PRICE_ALCHEMY_ASSETS_DB",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode}: {log.read_text()[-3000:]}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing listened on 127.0.0.1:{port} within {timeout}s: {log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator(tmp_path_factory) -> Iterator[str]:
+    """A bqemulator process on 127.0.0.1 for the whole session; yields its REST endpoint."""
+    if not BQ_EMULATOR_PYTHON.is_file():
+        require_service(f"BigQuery emulator virtualenv not found at {BQ_EMULATOR_PYTHON}; run scripts/setup.sh --test")
+    port = free_port()
+    log = tmp_path_factory.mktemp("bqemulator") / "emulator.log"
+    env = {**os.environ, "NO_GCE_CHECK": "true"}
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [
+                str(BQ_EMULATOR_PYTHON),
+                str(REPO / "price_alchemy_tests/bqemulator/launch.py"),
+                "start",
+                "--rest-host",
+                "127.0.0.1",
+                "--rest-port",
+                str(port),
+                "--grpc-host",
+                "127.0.0.1",
+                "--grpc-port",
+                "0",
+                "--project",
+                "price-alchemy-test",
+                "--log-level",
+                "warning",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        wait_for_port(port, process, 90, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def bigquery_env(bigquery_emulator, monkeypatch) -> dict[str, str]:
+    """Environment that points the platform's warehouse at a fresh emulator dataset."""
+    env = {
+        "PRICE_ALCHEMY_WAREHOUSE": "bigquery",
+        "PRICE_ALCHEMY_BQ_PROJECT": "price-alchemy-test",
+        "PRICE_ALCHEMY_BQ_DATASET": f"listings_{uuid.uuid4().hex[:8]}",
+        "PRICE_ALCHEMY_BQ_API_ENDPOINT": bigquery_emulator,
+        "NO_GCE_CHECK": "true",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[dict[str, str]]:
+    """A fresh database on the local PostgreSQL server, dropped afterwards."""
+    try:
+        import psycopg2
+    except ImportError:  # pragma: no cover - dev extra missing
+        require_service("psycopg2 is not installed")
+    try:
+        admin = psycopg2.connect(POSTGRES_DSN, connect_timeout=5)
+    except Exception as error:
+        require_service(f"PostgreSQL not reachable at {POSTGRES_DSN}: {error}")
+    admin.autocommit = True
+    name = f"price_alchemy_test_{uuid.uuid4().hex[:10]}"
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    params = admin.get_dsn_parameters()
+    try:
+        yield {
+            "host": params.get("host", "127.0.0.1"),
+            "port": params.get("port", "5432"),
+            "user": params.get("user", "postgres"),
+            "password": "",
+            "db": name,
+        }
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """The console script as a user runs it."""
+    cli = Path(sys.executable).with_name("price-alchemy")
+    return subprocess.run(
+        [str(cli), *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout
+    )

@@ -1,0 +1,125 @@
+"""Materializing raw_listings -> validated_listings / rejected_listings and their checks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+from dagster_duckdb_pandas import DuckDBPandasIOManager
+
+from price_alchemy_assets.assets.listings import raw_listings, validated_and_rejected_listings
+from price_alchemy_assets.checks.listings import validated_listings_checks
+from price_alchemy_assets.listings.ingest import ingest_listings_file
+from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
+from price_alchemy_assets.resources import DuckDBWarehouseResource, open_warehouse_from_env, warehouse_from_env
+
+START = datetime(2026, 9, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def resources(tmp_path):
+    return {
+        "warehouse": DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
+        "io_manager": DuckDBPandasIOManager(database=str(tmp_path / "assets.duckdb"), schema="price_alchemy"),
+    }
+
+
+def materialize(resources, instance, run_config=None) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [raw_listings, validated_and_rejected_listings, validated_listings_checks],
+        resources=resources,
+        instance=instance,
+        run_config=run_config or {},
+        raise_on_error=False,
+    )
+
+
+def metadata(result, key: str) -> dict:
+    events = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.event_specific_data.materialization.asset_key == dg.AssetKey(key)
+    ]
+    return {k: v.value for k, v in events[-1].event_specific_data.materialization.metadata.items()}
+
+
+def checks(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def ingest(resources, path):
+    return ingest_listings_file(path, resources["warehouse"].open())
+
+
+def test_genuine_rows_split_into_valid_and_rejected(resources, genuine_train, tmp_path):
+    ingest(resources, genuine_train)
+    with dg.instance_for_test() as instance:
+        result = materialize(resources, instance)
+    assert result.success
+    validated = metadata(result, "validated_listings")
+    assert validated["rows_in"] == 7000 == validated["valid_rows"] + validated["rejected_rows"]
+    with duckdb.connect(str(tmp_path / "assets.duckdb"), read_only=True) as connection:
+        rejected = connection.execute(
+            "SELECT listing_id, price, rejection_reason FROM price_alchemy.rejected_listings"
+        ).df()
+    genuine_zero_prices = int((pd.read_csv(genuine_train, sep="\t")["price"] == 0).sum())
+    assert genuine_zero_prices == 8  # SOURCES.md says 9; the file holds 8 (train_id 1325, 2544, ...)
+    assert len(rejected) == validated["rejected_rows"] == genuine_zero_prices
+    assert (rejected["price"] == 0).all()
+    assert set(rejected["rejection_reason"]) == {"price: is not above 0"}
+    assert all(evaluation.passed for evaluation in checks(result).values())
+
+
+def test_checks_measure_and_block(resources, tmp_path):
+    path = write_synthetic_listings(tmp_path / "listings.tsv", 2_000, seed=1, start=START)
+    lines = path.read_text().splitlines(keepends=True)
+    for index in range(1, 201):  # 10 % of rows get an impossible condition
+        fields = lines[index].split("\t")
+        fields[2] = "9"
+        lines[index] = "\t".join(fields)
+    path.write_text("".join(lines))
+    ingest(resources, path)
+    with dg.instance_for_test() as instance:
+        result = materialize(resources, instance)
+    evaluations = checks(result)
+    assert len(evaluations) == 8
+    rejected = evaluations["rejected_share"]
+    assert not rejected.passed and rejected.severity == dg.AssetCheckSeverity.ERROR
+    assert rejected.metadata["rejected_share"].value == pytest.approx(0.1)
+    assert evaluations["unique_listing_ids"].passed and evaluations["price_range"].passed
+    assert evaluations["freshness"].passed is False  # the listings were created months ago
+    assert evaluations["null_rates"].metadata["null_rate/brand_name"].value == pytest.approx(0.42, abs=0.04)
+
+
+def test_category_coverage_compares_with_previous_materialization(resources, tmp_path):
+    ingest(resources, write_synthetic_listings(tmp_path / "a.tsv", 3_000, seed=2, start=START, days=10))
+    later = datetime(2026, 10, 1, tzinfo=UTC)
+    ingest(
+        resources,
+        write_synthetic_listings(
+            tmp_path / "b.tsv", 1_000, seed=3, start=later, days=2, drift=DriftKind.NEW_CATEGORIES, strength=2.5
+        ),
+    )
+    with dg.instance_for_test() as instance:
+        first = materialize(resources, instance, {"ops": {"raw_listings": {"config": {"end": "2026-09-30"}}}})
+        second = materialize(resources, instance, {"ops": {"raw_listings": {"config": {"start": "2026-10-01"}}}})
+    assert metadata(first, "raw_listings")["dagster/row_count"] == 3_000
+    assert metadata(second, "raw_listings")["dagster/row_count"] == 1_000
+    coverage = checks(second)["category_coverage"]
+    assert coverage.passed is False and coverage.severity == dg.AssetCheckSeverity.WARN
+    assert coverage.metadata["new_categories"].value >= 10
+
+
+@pytest.mark.bigquery
+def test_materialize_on_bigquery_warehouse(bigquery_env, resources, genuine_train):
+    with open_warehouse_from_env() as warehouse:
+        ingest_listings_file(genuine_train, warehouse)
+    bigquery_resources = {**resources, "warehouse": warehouse_from_env()}
+    with dg.instance_for_test() as instance:
+        result = materialize(bigquery_resources, instance)
+    assert result.success
+    assert metadata(result, "raw_listings")["warehouse"].startswith("BigQuery dataset price-alchemy-test.")
+    assert metadata(result, "validated_listings")["rejected_rows"] == 8

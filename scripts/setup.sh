@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Creates .venv with the locked dependencies and the project installed in editable mode.
+# With --test it also installs Chromium-free test extras and the BigQuery emulator in its own
+# virtualenv (.venv-bqemulator), because the emulator pins a DuckDB that differs from ours.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+if [ ! -x .venv/bin/uv ]; then
+  .venv/bin/python -m pip install --quiet "uv==0.13.8"
+fi
+.venv/bin/uv pip install --quiet --python .venv/bin/python -r requirements.lock
+.venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
+
+if [ "${1:-}" = "--test" ]; then
+  if [ ! -x .venv-bqemulator/bin/python ]; then
+    "$PYTHON" -m venv .venv-bqemulator
+  fi
+  .venv/bin/uv pip install --quiet --python .venv-bqemulator/bin/python \
+    -r price_alchemy_tests/bqemulator/requirements.lock
+fi
