@@ -8,21 +8,20 @@ PRICE_ALCHEMY_REQUIRE_SERVICES=1 (set by .ci/run), which turns the skip into a f
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from price_alchemy_tests.bqemulator.server import EMULATOR_PYTHON, emulator_env, running_emulator
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 GENUINE_TRAIN = SHARED_DATA / "mercari_train_sample.tsv"
 GENUINE_TEST = SHARED_DATA / "mercari_test_sample.tsv"
-BQ_EMULATOR_PYTHON = Path(os.environ.get("PRICE_ALCHEMY_BQEMULATOR_PYTHON", REPO / ".venv-bqemulator/bin/python"))
 POSTGRES_DSN = os.environ.get("PRICE_ALCHEMY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -64,76 +63,19 @@ def price_alchemy_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode}: {log.read_text()[-3000:]}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"nothing listened on 127.0.0.1:{port} within {timeout}s: {log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="session")
 def bigquery_emulator(tmp_path_factory) -> Iterator[str]:
     """A bqemulator process on 127.0.0.1 for the whole session; yields its REST endpoint."""
-    if not BQ_EMULATOR_PYTHON.is_file():
-        require_service(f"BigQuery emulator virtualenv not found at {BQ_EMULATOR_PYTHON}; run scripts/setup.sh --test")
-    port = free_port()
-    log = tmp_path_factory.mktemp("bqemulator") / "emulator.log"
-    env = {**os.environ, "NO_GCE_CHECK": "true"}
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [
-                str(BQ_EMULATOR_PYTHON),
-                str(REPO / "price_alchemy_tests/bqemulator/launch.py"),
-                "start",
-                "--rest-host",
-                "127.0.0.1",
-                "--rest-port",
-                str(port),
-                "--grpc-host",
-                "127.0.0.1",
-                "--grpc-port",
-                "0",
-                "--project",
-                "price-alchemy-test",
-                "--log-level",
-                "warning",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        wait_for_port(port, process, 90, log)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    if not EMULATOR_PYTHON.is_file():
+        require_service(f"BigQuery emulator virtualenv not found at {EMULATOR_PYTHON}; run scripts/setup.sh --test")
+    with running_emulator(tmp_path_factory.mktemp("bqemulator") / "emulator.log") as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def bigquery_env(bigquery_emulator, monkeypatch) -> dict[str, str]:
     """Environment that points the platform's warehouse at a fresh emulator dataset."""
-    env = {
-        "PRICE_ALCHEMY_WAREHOUSE": "bigquery",
-        "PRICE_ALCHEMY_BQ_PROJECT": "price-alchemy-test",
-        "PRICE_ALCHEMY_BQ_DATASET": f"listings_{uuid.uuid4().hex[:8]}",
-        "PRICE_ALCHEMY_BQ_API_ENDPOINT": bigquery_emulator,
-        "NO_GCE_CHECK": "true",
-    }
+    env = emulator_env(bigquery_emulator, f"listings_{uuid.uuid4().hex[:8]}")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env

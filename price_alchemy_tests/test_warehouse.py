@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
+from price_alchemy_assets.listings.columns import LISTING_FIELDS
 from price_alchemy_assets.listings.files import ListingsFile, ListingsFileError, read_listings_frame
 from price_alchemy_assets.listings.ingest import ingest_listings_file
 from price_alchemy_assets.listings.synthetic import write_synthetic_listings
@@ -48,17 +49,7 @@ def test_ingest_is_idempotent_and_reads_back(warehouse, listings_file):
     expected = read_listings_frame(listings_file)
     assert len(stored) == 600 and stored["listing_id"].is_unique
     merged = stored.merge(expected, on="listing_id", suffixes=("", "_file"))
-    for column in (
-        "name",
-        "item_condition_id",
-        "category_name",
-        "brand_name",
-        "price",
-        "shipping",
-        "item_description",
-        "created_at",
-        "row_fingerprint",
-    ):
+    for column in (*LISTING_FIELDS, "created_at", "row_fingerprint"):
         assert (
             merged[column].equals(merged[f"{column}_file"])
             or (merged[column].isna() == merged[f"{column}_file"].isna()).all()

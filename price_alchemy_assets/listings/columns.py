@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import pandas as pd
+
 ID_COLUMNS = ("train_id", "test_id")
 """Kaggle's id column: train.tsv carries train_id (and price), test.tsv carries test_id."""
 
@@ -41,16 +45,8 @@ def listing_id(id_column: str, raw_id: str) -> str:
     return f"{id_column.removesuffix('_id')}-{raw_id}"
 
 
-def empty_listings_frame():
-    import pandas as pd
-
-    return pd.DataFrame({name: pd.Series(dtype=PANDAS_DTYPES[kind]) for name, kind in WAREHOUSE_COLUMNS.items()})
-
-
-def conform(frame):
+def conform(frame: pd.DataFrame) -> pd.DataFrame:
     """Cast a frame read from any backend to the warehouse column types, in column order."""
-    import pandas as pd
-
     out = pd.DataFrame(index=frame.index)
     for name, kind in WAREHOUSE_COLUMNS.items():
         values = frame[name]
@@ -63,9 +59,7 @@ def conform(frame):
     return out
 
 
-def utc(moment):
+def utc(moment: datetime) -> datetime:
     """Any datetime as an aware UTC datetime; naive ones are taken to be UTC already."""
-    import pandas as pd
-
     stamp = pd.Timestamp(moment)
     return (stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")).to_pydatetime()

@@ -21,11 +21,11 @@ from typing import IO
 
 import pandas as pd
 
-from price_alchemy_assets.listings.columns import ID_COLUMNS, WAREHOUSE_COLUMNS, listing_id
+from price_alchemy_assets.listings.columns import ID_COLUMNS, LISTING_FIELDS, WAREHOUSE_COLUMNS, listing_id
 
 MAX_FIELD_BYTES = 1 << 20
 _INT_PATTERN = re.compile(r"^\s*[+-]?\d+\s*$")
-_REQUIRED = ("name", "item_condition_id", "category_name", "brand_name", "shipping", "item_description")
+_REQUIRED = tuple(field for field in LISTING_FIELDS if field != "price")
 _OPTIONAL = ("price", "created_at")
 _NULLABLE_TEXT = ("category_name", "brand_name", "item_description")
 
@@ -238,16 +238,7 @@ class _ReadState:
     record_start: tuple[int, str] | None = None
 
 
-_FINGERPRINT_FIELDS = (
-    "listing_id",
-    "name",
-    "item_condition_id",
-    "category_name",
-    "brand_name",
-    "price",
-    "shipping",
-    "item_description",
-)
+_FINGERPRINT_FIELDS = ("listing_id", *LISTING_FIELDS)
 
 
 def fingerprints(frame: pd.DataFrame) -> list[str]:

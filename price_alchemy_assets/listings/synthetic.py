@@ -20,26 +20,17 @@ import numpy as np
 import pandas as pd
 
 from price_alchemy_assets.listings import taxonomy as tx
-from price_alchemy_assets.listings.columns import utc
+from price_alchemy_assets.listings.columns import LISTING_FIELDS, utc
 
 MISSING_BRAND_SHARE = 0.42
 MISSING_CATEGORY_SHARE = 0.004
 NO_DESCRIPTION_SHARE = 0.055
 ZERO_PRICE_SHARE = 0.001
-NOISE_SD = 0.38
-PRICE_LEVEL = -0.22  # moves the whole market so its log-price mean matches the genuine rows
+NOISE_SD = 0.45
+STRUCTURE_SCALE = 0.75  # brand and model premiums, shrunk so log-price spread matches genuine rows
+PRICE_LEVEL = -0.14  # moves the whole market so its log-price mean matches the genuine rows
 MIN_PRICE, MAX_PRICE = 3, 2000
-TSV_COLUMNS = [
-    "train_id",
-    "name",
-    "item_condition_id",
-    "category_name",
-    "brand_name",
-    "price",
-    "shipping",
-    "item_description",
-    "created_at",
-]
+TSV_COLUMNS = ["train_id", *LISTING_FIELDS, "created_at"]
 
 
 class DriftKind(StrEnum):
@@ -69,7 +60,7 @@ def _catalogue() -> list[Leaf]:
     for top, middles in tx.CATEGORY_TREE.items():
         for middle, (median, names) in middles.items():
             for name in names:
-                leaves.append(_leaf(f"{top}/{middle}/{name}", np.log(median) + rng.normal(0, 0.25)))
+                leaves.append(_leaf(f"{top}/{middle}/{name}", np.log(median) + rng.normal(0, 0.2)))
     return leaves
 
 
@@ -103,6 +94,18 @@ _FILLER = np.array(
         "",
     ]
 )
+_DETAILS = [
+    "Colors may vary slightly from the photos.",
+    "Please ask any questions before buying.",
+    "Will ship in a padded mailer with tracking.",
+    "Comes with the original box and paperwork.",
+    "No rips, stains or holes that I can see.",
+    "Perfect for gifting, wrapped with care.",
+    "Retail price was much higher, great deal.",
+    "Measurements available on request.",
+    "Stored in a closet, always kept clean.",
+    "",
+]
 _CONDITION_TEXT = {
     1: ["Brand new, never used.", "New with tags.", "Brand new in box.", "Never worn, tags attached."],
     2: ["Like new, worn once.", "Excellent condition.", "Used once, like new."],
@@ -186,12 +189,12 @@ class MarketplaceSynthesizer:
             weights = np.cumsum([w for _, _, w in pool])
             name, premium, _ = pool[int(np.searchsorted(weights, uniform[i, 0] * weights[-1]))]
             brand[i] = name
-            log_price[i] += premium * (0.4 if leaf.accessory else 1.0)
+            log_price[i] += STRUCTURE_SCALE * premium * (0.4 if leaf.accessory else 1.0)
             models = tx.MODELS.get(name)
             if models and uniform[i, 1] < 0.55:
                 words, model_premium = models[int(uniform[i, 1] / 0.55 * len(models))]
                 model[i] = words
-                log_price[i] += model_premium * (0.2 if leaf.accessory else 1.0)
+                log_price[i] += STRUCTURE_SCALE * model_premium * (0.2 if leaf.accessory else 1.0)
 
         new_with_tags = (condition == 1) & (rng.random(n) < 0.35)
         log_price += 0.22 * new_with_tags
@@ -246,7 +249,7 @@ class MarketplaceSynthesizer:
         rng = self.rng
         slang = self.drift is DriftKind.TEXT
         slang_share = min(1.0, 0.6 * self.strength) if slang else 0.0
-        pick = rng.random((n, 6))
+        pick = rng.random((n, 7))
         names, descriptions = [], []
         for i in range(n):
             leaf = leaves[i]
@@ -279,7 +282,11 @@ class MarketplaceSynthesizer:
                 sentences.append(f"You get all {bundle[i]} items in this bundle.")
             if shipping[i]:
                 sentences.append("Free shipping!")
-            sentences.append(_FILLER[int(pick[i, 4] * len(_FILLER))])
+            sentences += [
+                _DETAILS[int(pick[i, 6] * len(_DETAILS))],
+                _FILLER[int(pick[i, 4] * len(_FILLER))],
+                _FILLER[int(pick[i, 0] * len(_FILLER))],
+            ]
             if use_slang:
                 sentences = [_SLANG_TEXT[int(pick[i, 3] * len(_SLANG_TEXT))], sentences[-1]]
             descriptions.append(" ".join(s for s in sentences if s))

@@ -253,9 +253,9 @@ MODELS: dict[str, list[tuple[str, float]]] = {
     "Keurig": [("K-Cup", -0.6), ("K55", 0.3)],
 }
 
-CONDITION_EFFECT = {1: 0.10, 2: 0.0, 3: -0.06, 4: -0.3, 5: -0.6}
+CONDITION_EFFECT = {1: 0.0, 2: 0.0, 3: 0.0, 4: -0.15, 5: -0.35}
 CONDITION_SHARES = {1: 0.432, 2: 0.253, 3: 0.291, 4: 0.022, 5: 0.002}
-SELLER_PAYS_EFFECT = -0.18
+SELLER_PAYS_EFFECT = -0.32
 
 # Drifted markets: what a shifted batch brings that the reference market never had.
 NEW_CATEGORIES: dict[str, tuple[float, list[str]]] = {

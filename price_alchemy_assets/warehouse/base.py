@@ -178,8 +178,3 @@ def _window(start: datetime | None, end: datetime | None) -> tuple[str, dict[str
     given = {key: (utc(moment), condition) for key, (moment, condition) in bounds.items() if moment is not None}
     where = " AND ".join(condition for _, condition in given.values())
     return (f"WHERE {where}" if where else ""), {key: moment for key, (moment, _) in given.items()}
-
-
-def chunked(frame: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
-    for start in range(0, len(frame), rows):
-        yield frame.iloc[start : start + rows]

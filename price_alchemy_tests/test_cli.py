@@ -1,0 +1,121 @@
+"""`price-alchemy` as a user runs it: synth, ingest, status, materialize, demo, and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import zipfile
+
+import dagster as dg
+import pytest
+
+from price_alchemy_assets.warehouse.duckdb_backend import DuckDBWarehouse
+
+from .conftest import run_cli
+
+HEADER = "train_id\tname\titem_condition_id\tcategory_name\tbrand_name\tprice\tshipping\titem_description\n"
+ROW = "{id}\tNike Air Max size 9\t3\tMen/Shoes/Athletic\tNike\t40.0\t1\tWorn twice\n"
+
+
+def stored_rows(home) -> int:
+    return DuckDBWarehouse(home / "data" / "warehouse.duckdb").count_listings()
+
+
+def test_synth_ingest_status_materialize(price_alchemy_home, tmp_path):
+    listings = tmp_path / "market.tsv.gz"
+    synth = run_cli("synth", "--rows", "3000", "--seed", "2", "--output", str(listings))
+    assert synth.returncode == 0, synth.stderr
+    assert f"wrote 3,000 listings to {listings}" in synth.stdout
+
+    first = run_cli("ingest", str(listings))
+    again = run_cli("ingest", str(listings))
+    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
+    assert "3,000 rows read, 3,000 new, 0 already stored" in first.stdout
+    assert "3,000 rows read, 0 new, 3,000 already stored" in again.stdout
+
+    status = run_cli("status")
+    assert "listings: 3000" in status.stdout
+
+    run = run_cli("materialize")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "succeeded" in run.stdout
+    assert "materialized validated_listings" in run.stdout
+    assert "check validated_listings:rejected_share" in run.stdout
+    with dg.DagsterInstance.get() as instance:  # the run is in DAGSTER_HOME, where the UI looks
+        assert instance.get_latest_materialization_event(dg.AssetKey("validated_listings")) is not None
+
+
+def test_demo_runs_the_main_job(price_alchemy_home):
+    result = run_cli("demo", "--rows", "2000")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "materialized raw_listings" in result.stdout and "2,000 rows" in result.stdout
+    assert "http://127.0.0.1:3000" in result.stdout
+    assert stored_rows(price_alchemy_home) == 2000
+
+
+def _zip_without_tsv(path):
+    with zipfile.ZipFile(path, "w") as handle:
+        handle.writestr("notes.txt", "no listings")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        (
+            "wrong-columns.tsv",
+            HEADER.replace("brand_name", "maker") + ROW.format(id=9),
+            ":1: missing column(s): brand_name; unexpected column(s): maker",
+        ),
+        (
+            "bad-type.tsv",
+            HEADER + ROW.format(id=9) + ROW.format(id=10).replace("40.0", "forty"),
+            ":3: column price: 'forty' is not a number",
+        ),
+        (
+            "broken-quoting.tsv",
+            HEADER + ROW.format(id=9) + ROW.format(id=10).replace("Nike Air", '"Nike Air'),
+            ":3: column name: broken quoting",
+        ),
+        ("empty.tsv", "", ": empty file"),
+        (
+            "latin1.tsv",
+            (HEADER + ROW.format(id=9)).encode() + "11\tCafé\t3\t\t\t5.0\t1\tx\n".encode("latin-1"),
+            ":3: not valid UTF-8",
+        ),
+        ("no-tsv.zip", _zip_without_tsv, ": no .tsv file inside"),
+        ("truncated.tsv.gz", gzip.compress((HEADER + ROW.format(id=9) * 50).encode())[:-30], "cannot be decompressed"),
+    ],
+    ids=lambda value: value if isinstance(value, str) and value.endswith(("tsv", "zip", "gz")) else None,
+)
+def test_bad_input_is_one_line_non_zero_and_changes_nothing(price_alchemy_home, tmp_path, name, content, expected):
+    good = tmp_path / "good.tsv"
+    good.write_text(HEADER + "".join(ROW.format(id=i) for i in range(5)))
+    assert run_cli("ingest", str(good)).returncode == 0
+    bad = tmp_path / name
+    if callable(content):
+        content(bad)
+    else:
+        bad.write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = run_cli("ingest", str(bad))
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"price-alchemy: error: {bad}")
+    assert expected in lines[0]
+    assert "nothing from this file was stored" in lines[0]
+    assert stored_rows(price_alchemy_home) == 5
+
+
+def test_ingest_genuine_rows_into_bigquery(price_alchemy_home, bigquery_env, genuine_train):
+    result = run_cli("ingest", str(genuine_train), env=bigquery_env)
+    assert result.returncode == 0, result.stderr
+    assert "7,000 rows read, 7,000 new" in result.stdout
+    assert f"BigQuery dataset price-alchemy-test.{bigquery_env['PRICE_ALCHEMY_BQ_DATASET']}" in result.stdout
+
+
+def test_bigquery_without_dataset_names_the_variable(price_alchemy_home, monkeypatch):
+    monkeypatch.setenv("PRICE_ALCHEMY_WAREHOUSE", "bigquery")
+    monkeypatch.setenv("PRICE_ALCHEMY_BQ_PROJECT", "p")
+    monkeypatch.delenv("PRICE_ALCHEMY_BQ_DATASET", raising=False)
+    result = run_cli("status")
+    assert result.returncode == 1
+    assert "PRICE_ALCHEMY_BQ_DATASET" in result.stderr
