@@ -17,7 +17,7 @@ from pydantic import Field
 from price_alchemy_assets import settings
 from price_alchemy_assets.warehouse import Warehouse
 from price_alchemy_assets.warehouse.bigquery_backend import BigQueryWarehouse
-from price_alchemy_assets.warehouse.duckdb_backend import DuckDBWarehouse
+from price_alchemy_assets.warehouse.duckdb_backend import DEFAULT_MEMORY_LIMIT, DuckDBWarehouse
 
 
 class EndpointBigQueryResource(BigQueryResource):
@@ -62,9 +62,10 @@ class WarehouseResource(dg.ConfigurableResource):
 
 class DuckDBWarehouseResource(WarehouseResource):
     path: str = Field(description="DuckDB database file holding the listings table")
+    memory_limit: str = Field(default=DEFAULT_MEMORY_LIMIT, description="DuckDB buffer pool cap, e.g. 512MB")
 
     def open(self) -> Warehouse:
-        return DuckDBWarehouse(self.path)
+        return DuckDBWarehouse(self.path, self.memory_limit)
 
 
 class BigQueryWarehouseResource(WarehouseResource):
@@ -86,7 +87,8 @@ def warehouse_from_env() -> WarehouseResource:
     backend = os.environ.get(settings.WAREHOUSE_ENV, "duckdb").strip().lower()
     if backend == "duckdb":
         return DuckDBWarehouseResource(
-            path=os.environ.get("PRICE_ALCHEMY_DUCKDB_PATH") or str(settings.default_warehouse_path())
+            path=os.environ.get("PRICE_ALCHEMY_DUCKDB_PATH") or str(settings.default_warehouse_path()),
+            memory_limit=os.environ.get("PRICE_ALCHEMY_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT,
         )
     if backend == "bigquery":
         return BigQueryWarehouseResource(

@@ -50,9 +50,16 @@ class DuckDBSession(Session):
         self.connection.execute(f"CREATE TEMP TABLE {self.ref(table)} ({columns})")
 
 
+DEFAULT_MEMORY_LIMIT = "512MB"
+
+
 class DuckDBWarehouse(Warehouse):
-    def __init__(self, path: str | Path):
+    """`memory_limit` caps DuckDB's buffer pool: staged ingests and big sorts spill to disk, so an
+    ingest's memory follows its chunk size rather than the file's size."""
+
+    def __init__(self, path: str | Path, memory_limit: str = DEFAULT_MEMORY_LIMIT):
         self.path = Path(path)
+        self.memory_limit = memory_limit
 
     def describe(self) -> str:
         return f"DuckDB file {self.path}"
@@ -62,6 +69,8 @@ class DuckDBWarehouse(Warehouse):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = duckdb.connect(str(self.path))
         try:
+            connection.execute("SET enable_progress_bar = false")
+            connection.execute(f"SET memory_limit = '{self.memory_limit}'")
             yield DuckDBSession(connection)
         finally:
             connection.close()
