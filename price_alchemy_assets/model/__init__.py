@@ -1,0 +1,1 @@
+"""The price model: split, featurizer, rules baseline, metrics. Plain Python, no Dagster."""

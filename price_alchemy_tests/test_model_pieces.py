@@ -1,0 +1,87 @@
+"""The model's plain pieces: split, featurizer, rules baseline, metrics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from price_alchemy_assets.listings.synthetic import MarketplaceSynthesizer
+from price_alchemy_assets.model.baseline import RulesBaseline
+from price_alchemy_assets.model.features import ListingFeaturizer
+from price_alchemy_assets.model.metrics import price_metrics, rmsle
+from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, SplitFractions, assign_split
+
+
+def market(rows: int, seed: int = 1) -> pd.DataFrame:
+    frame = pd.concat(MarketplaceSynthesizer(seed=seed).batches(rows, datetime(2026, 10, 1, tzinfo=UTC), 10.0))
+    frame = frame.assign(listing_id="train-" + frame["train_id"].astype(str)).reset_index(drop=True)
+    return frame[frame["price"] > 0].reset_index(drop=True)
+
+
+def test_split_is_stable_when_rows_arrive():
+    ids = pd.Series([f"train-{i}" for i in range(20_000)])
+    before = assign_split(ids)
+    after = assign_split(pd.concat([ids, pd.Series([f"train-{i}" for i in range(20_000, 30_000)])], ignore_index=True))
+    assert (after.iloc[:20_000].to_numpy() == before.to_numpy()).all()
+    shares = before.value_counts(normalize=True)
+    assert shares[TRAIN] == pytest.approx(0.8, abs=0.01)
+    assert shares[VALIDATION] == pytest.approx(0.1, abs=0.01) and shares[TEST] == pytest.approx(0.1, abs=0.01)
+    assert assign_split(ids.iloc[::-1]).sort_index().equals(before)
+
+
+def test_split_fractions_are_checked():
+    with pytest.raises(ValueError, match="split fractions"):
+        SplitFractions(validation=0.6, test=0.5)
+
+
+def test_featurizer_learns_only_from_what_it_is_fitted_on():
+    frame = market(3_000)
+    split = assign_split(frame["listing_id"])
+    train, test = frame[split == TRAIN], frame[split == TEST].copy()
+    test["name"] = test["name"] + " zyxwvutsrq"
+    featurizer = ListingFeaturizer().fit(train)
+    assert "zyxwvutsrq" not in featurizer.name_vectorizer_.vocabulary_
+    matrix = featurizer.transform(test)
+    assert matrix.shape == (len(test), len(featurizer.feature_names()))
+    assert matrix.dtype == np.float32 and np.isfinite(matrix.data).all()
+    sizes = featurizer.vocabulary_sizes
+    assert sizes["name"] > 100 and sizes["description"] > 100 and sizes["categorical"] > 50
+
+
+def test_featurizer_handles_unseen_brands_and_missing_fields():
+    featurizer = ListingFeaturizer().fit(market(2_000))
+    odd = pd.DataFrame(
+        [
+            {
+                "name": "Mystery box",
+                "item_condition_id": 5,
+                "category_name": None,
+                "brand_name": "Nobody",
+                "shipping": 1,
+                "item_description": None,
+            }
+        ]
+    )
+    assert featurizer.transform(odd).shape[0] == 1
+
+
+def test_rules_baseline_falls_back_and_beats_the_mean():
+    frame = market(6_000)
+    split = assign_split(frame["listing_id"])
+    train, test = frame[split != TEST], frame[split == TEST]
+    baseline = RulesBaseline(min_support=10).fit(train)
+    predicted = baseline.predict(test)
+    assert np.isfinite(predicted).all() and (predicted > 0).all()
+    assert rmsle(test["price"], predicted) < rmsle(test["price"], np.full(len(test), train["price"].median()))
+    unseen = test.head(1).assign(category_name="Nowhere/At/All", brand_name="Nobody")
+    assert baseline.predict_log(unseen)[0] == pytest.approx(baseline.global_mean_)
+
+
+def test_price_metrics_on_known_values():
+    metrics = price_metrics([10, 20], [10, 20], low=[5, 25], high=[15, 30])
+    assert metrics["rmsle"] == 0 and metrics["mae"] == 0 and metrics["r2_log"] == 1
+    assert metrics["coverage"] == 0.5 and metrics["median_width"] == 7.5
+    assert rmsle([np.e - 1], [0]) == pytest.approx(1.0)
