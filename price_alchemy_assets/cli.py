@@ -191,11 +191,11 @@ def demo(rows, seed) -> None:
 def ui(port) -> None:
     """Start the Dagster webserver and daemon (`dagster dev`) on 127.0.0.1."""
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
-    args = ["dagster", "dev", "-h", "127.0.0.1", "-p", str(port)]
+    args = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port)]
     args += ["-w", str(workspace)] if workspace.is_file() else ["-m", "price_alchemy_assets.definitions"]
     click.echo(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # so Ctrl-C and kill stop `dagster dev`
-    os.execvp(args[0], [sys.executable, "-m", "dagster", *args[1:]])
+    os.execv(sys.executable, args)
 
 
 if __name__ == "__main__":
