@@ -134,7 +134,7 @@ def materialize(select) -> None:
         raise _Failure("the run failed; see the messages above or the run in the Dagster UI")
 
 
-def _run_main_job(select: str | None = None) -> bool:
+def _run_main_job(select: str | None = None, ops: dict | None = None) -> bool:
     import dagster as dg
 
     from price_alchemy_assets.definitions import MAIN_JOB, defs
@@ -144,7 +144,7 @@ def _run_main_job(select: str | None = None) -> bool:
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}} | ({"ops": ops} if ops else {}),
             asset_selection=[dg.AssetKey(key) for key in select.split()] if select else None,
         )
         _print_run(result)
@@ -155,17 +155,79 @@ def _print_run(result) -> None:
     import dagster as dg
 
     click.echo(f"\nrun {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
+    details = []
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
-        rows = materialization.metadata.get("dagster/row_count")
-        click.echo(
-            f"  materialized {materialization.asset_key.to_user_string():<22} {rows.value if rows else '':>10,} rows"
-        )
+        metadata = materialization.metadata
+        rows = f"{metadata['dagster/row_count'].value:>10,} rows" if "dagster/row_count" in metadata else ""
+        click.echo(f"  materialized {materialization.asset_key.to_user_string():<22} {rows}")
+        if "report" in metadata:
+            details.append(metadata["report"].value)
+        if "reason" in metadata:
+            details.append(f"champion: {metadata['reason'].value}")
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             verdict = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
             click.echo(f"  check {evaluation.asset_key.to_user_string()}:{evaluation.check_name:<20} {verdict}")
+    for detail in details:
+        click.echo(f"\n{detail}")
+
+
+@main.command()
+@click.option("--max-evals", type=click.IntRange(min=1), default=None, help="hyperopt trials (default: asset default)")
+@click.option("--timeout", type=click.FloatRange(min=1), default=None, help="tuning wall-clock budget, seconds")
+def train(max_evals, timeout) -> None:
+    """Materialize everything from raw_listings to the champion, then print the eval report."""
+    tuning = {key: value for key, value in (("max_evals", max_evals), ("timeout_seconds", timeout)) if value}
+    if not _run_main_job(ops={"tuned_model": {"config": tuning}} if tuning else None):
+        raise _Failure("the run failed; see the messages above or the run in the Dagster UI")
+    click.echo(_where_to_look())
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="CSV to write")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=DEFAULT_CHUNK_ROWS, show_default=True)
+def predict(input_path, output, chunk_rows) -> None:
+    """Score a Kaggle-format train.tsv / test.tsv with the champion: id, price, price_low, price_high.
+
+    Rows that cannot be scored go to OUTPUT's .rejected.csv with the line and the reason."""
+    from price_alchemy_assets.model.scoring import score_file
+    from price_alchemy_assets.resources import model_resources_from_env
+
+    store = model_resources_from_env()["model_store"].store()
+    champion = store.load_champion()
+    if champion is None:
+        raise _Failure(f"no champion in {store.root}; run `price-alchemy train` first")
+    record, model = champion
+    with tqdm(unit="B", unit_scale=True, desc=input_path.name, disable=None) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            result = score_file(input_path, model, output, chunk_rows, on_progress=progress)
+        except ListingsFileError as error:
+            raise _Failure(f"{error} (no predictions written)") from error
+    click.echo(
+        f"scored {result.scored:,} listings with champion {record.version} -> {result.output}; "
+        f"{result.rejected:,} could not be scored -> {result.rejects}"
+    )
+
+
+def _where_to_look() -> str:
+    from price_alchemy_assets.resources import model_resources_from_env
+
+    tracking = model_resources_from_env()["mlflow_tracking"].tracking_uri
+    return (
+        f"\nDagster home: {os.environ['DAGSTER_HOME']}\n"
+        "Assets, lineage, checks and the eval report in the Dagster UI:\n"
+        "  .venv/bin/price-alchemy ui    then open http://127.0.0.1:3000\n"
+        "Trials, runs and the registered model in the MLflow UI:\n"
+        f"  .venv/bin/mlflow ui --backend-store-uri {tracking} --host 127.0.0.1 --port 5000"
+    )
 
 
 @main.command()

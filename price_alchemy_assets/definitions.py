@@ -3,8 +3,10 @@
 import dagster as dg
 
 from price_alchemy_assets.assets.listings import raw_listings, validated_and_rejected_listings
+from price_alchemy_assets.assets.model import champion, eval_report, tfidf_features, tuned_model
 from price_alchemy_assets.checks.listings import validated_listings_checks
-from price_alchemy_assets.resources import listings_io_manager, warehouse_from_env
+from price_alchemy_assets.checks.model import eval_report_checks
+from price_alchemy_assets.resources import listings_io_manager, model_resources_from_env, warehouse_from_env
 
 MAIN_JOB = "price_alchemy_main"
 
@@ -15,8 +17,8 @@ main_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[raw_listings, validated_and_rejected_listings],
-    asset_checks=[validated_listings_checks],
+    assets=[raw_listings, validated_and_rejected_listings, tfidf_features, tuned_model, eval_report, champion],
+    asset_checks=[validated_listings_checks, eval_report_checks],
     jobs=[main_job],
-    resources={"warehouse": warehouse_from_env(), "io_manager": listings_io_manager()},
+    resources={"warehouse": warehouse_from_env(), "io_manager": listings_io_manager(), **model_resources_from_env()},
 )

@@ -15,6 +15,9 @@ from google.cloud import bigquery
 from pydantic import Field
 
 from price_alchemy_assets import settings
+from price_alchemy_assets.io_managers import TrainingDataIOManager
+from price_alchemy_assets.model.store import ModelStore
+from price_alchemy_assets.model.tracking import ExperimentTracker
 from price_alchemy_assets.warehouse import Warehouse
 from price_alchemy_assets.warehouse.bigquery_backend import BigQueryWarehouse
 from price_alchemy_assets.warehouse.duckdb_backend import DEFAULT_MEMORY_LIMIT, DuckDBWarehouse
@@ -119,3 +122,37 @@ def open_warehouse_from_env() -> Iterator[Warehouse]:
     """The configured warehouse outside a Dagster run (CLI, tests, scripts), EnvVars resolved."""
     with warehouse_from_env().process_config_and_initialize_cm() as resource:
         yield resource.open()
+
+
+class MlflowTrackingResource(dg.ConfigurableResource):
+    """Where training runs and the model registry live (replaces the legacy dagster-mlflow resource)."""
+
+    tracking_uri: str = Field(description="MLflow tracking (and registry) URI")
+    artifact_root: str | None = Field(default=None, description="artifact location for a new experiment")
+    experiment: str = "price-alchemy"
+    registered_model: str = "price-alchemy"
+
+    def tracker(self) -> ExperimentTracker:
+        return ExperimentTracker(self.tracking_uri, self.experiment, self.registered_model, self.artifact_root)
+
+
+class ModelStoreResource(dg.ConfigurableResource):
+    root: str = Field(description="folder of model bundles and the champion pointer")
+
+    def store(self) -> ModelStore:
+        return ModelStore(self.root)
+
+
+def model_resources_from_env() -> dict:
+    data = settings.data_dir()
+    return {
+        "mlflow_tracking": MlflowTrackingResource(
+            tracking_uri=os.environ.get("PRICE_ALCHEMY_MLFLOW_TRACKING_URI") or settings.default_mlflow_tracking_uri(),
+            artifact_root=os.environ.get("PRICE_ALCHEMY_MLFLOW_ARTIFACTS") or str(settings.default_mlflow_artifacts()),
+        ),
+        "model_store": ModelStoreResource(
+            root=os.environ.get("PRICE_ALCHEMY_MODEL_STORE") or str(settings.default_model_store())
+        ),
+        "training_data_io_manager": TrainingDataIOManager(base_dir=str(data / "training_data")),
+        "record_io_manager": dg.FilesystemIOManager(base_dir=str(data / "records")),
+    }

@@ -48,3 +48,16 @@ def dagster_home() -> Path:
                 instance_yaml.write_text(candidate.read_text())
                 break
     return home
+
+
+def default_model_store() -> Path:
+    return data_dir() / "model_store"
+
+
+def default_mlflow_tracking_uri() -> str:
+    """A local SQLite tracking store; a remote MLflow server is PRICE_ALCHEMY_MLFLOW_TRACKING_URI."""
+    return f"sqlite:///{data_dir() / 'mlflow.db'}"
+
+
+def default_mlflow_artifacts() -> Path:
+    return data_dir() / "mlartifacts"

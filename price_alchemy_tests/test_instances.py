@@ -21,13 +21,19 @@ from price_alchemy_assets.resources import DuckDBWarehouseResource
 
 from .conftest import REPO
 
+ASSETS = (
+    "raw_listings",
+    "validated_listings",
+    "rejected_listings",
+    "tfidf_features",
+    "tuned_model",
+    "eval_report",
+    "champion",
+)
+
 
 def test_definitions_load_and_validate(price_alchemy_home):
-    assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == {
-        "raw_listings",
-        "validated_listings",
-        "rejected_listings",
-    }
+    assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == set(ASSETS)
     assert defs.resolve_job_def(MAIN_JOB) is not None
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
     result = subprocess.run(

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from price_alchemy_tests.bqemulator.server import free_port
+from price_alchemy_tests.test_instances import ASSETS
 
 QUERY = "{ assetNodes { assetKey { path } dependencyKeys { path } hasAssetChecks } }"
 
@@ -53,7 +54,8 @@ def test_ui_shows_assets_with_lineage_and_stops_on_sigint(price_alchemy_home, tm
                 time.sleep(1)
         assert nodes is not None, log.read_text()[-3000:]
         by_key = {"/".join(node["assetKey"]["path"]): node for node in nodes}
-        assert set(by_key) == {"raw_listings", "validated_listings", "rejected_listings"}
+        assert set(by_key) == set(ASSETS)
+        assert by_key["tuned_model"]["dependencyKeys"] == [{"path": ["tfidf_features"]}]
         assert by_key["validated_listings"]["dependencyKeys"] == [{"path": ["raw_listings"]}]
         assert by_key["validated_listings"]["hasAssetChecks"]
     finally:

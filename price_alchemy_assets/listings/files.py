@@ -8,17 +8,19 @@ commits once the whole file has been read.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import hashlib
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import pandas as pd
 
 from price_alchemy_assets.listings.columns import ID_COLUMNS, LISTING_FIELDS, WAREHOUSE_COLUMNS, listing_id
@@ -118,8 +120,19 @@ class ListingsFile:
         except (OSError, EOFError, zipfile.BadZipFile) as error:
             raise ListingsFileError(self.path, f"cannot be decompressed ({error})", lineno + 1) from None
 
-    def chunks(self, chunk_rows: int = 50_000, ingested_at: datetime | None = None) -> Iterator[pd.DataFrame]:
-        """Yield frames with the warehouse columns (see columns.WAREHOUSE_COLUMNS)."""
+    def chunks(
+        self,
+        chunk_rows: int = 50_000,
+        ingested_at: datetime | None = None,
+        on_bad_row: Callable[[ListingsFileError], None] | None = None,
+    ) -> Iterator[pd.DataFrame]:
+        """Yield frames with the warehouse columns (see columns.WAREHOUSE_COLUMNS).
+
+        By default the first bad row raises (ingest takes a file whole or not at all). With
+        `on_bad_row`, a row with a bad field or the wrong field count is reported there and
+        left out, and reading goes on (batch scoring); a file that cannot be read past some
+        point (encoding, quoting, header) still raises."""
+        self._on_bad_row = on_bad_row
         ingested_at = ingested_at or datetime.now(UTC)
         csv.field_size_limit(MAX_FIELD_BYTES)
         state = _ReadState()
@@ -139,7 +152,13 @@ class ListingsFile:
             if len(fields) == 1 and fields[0].strip() == "":
                 continue
             if len(fields) != width:
-                raise ListingsFileError(self.path, f"expected {width} tab-separated fields, found {len(fields)}", line)
+                error = ListingsFileError(
+                    self.path, f"expected {width} tab-separated fields, found {len(fields)}", line
+                )
+                if self._on_bad_row is None:
+                    raise error
+                self._on_bad_row(error)
+                continue
             rows.append(fields)
             lines.append(line)
             if len(rows) >= chunk_rows:
@@ -192,30 +211,34 @@ class ListingsFile:
         assert self.layout is not None
         text = pd.DataFrame(rows, columns=list(self.layout.columns))
         line_numbers = pd.Series(lines, dtype="int64")
+        check = functools.partial(self._fail_where, line_numbers)
         out = pd.DataFrame(index=text.index)
         id_column = self.layout.id_column
         ids = text[id_column].str.strip()
-        self._fail_where(ids == "", line_numbers, id_column, ids, "missing id")
+        dropped = pd.Series(False, index=text.index)
+        dropped |= check(ids == "", id_column, ids, "missing id")
         out["listing_id"] = [listing_id(id_column, value) for value in ids]
         out["name"] = text["name"]
         for column in ("item_condition_id", "shipping"):
             values = text[column]
-            self._fail_where(~values.str.match(_INT_PATTERN), line_numbers, column, values, "is not a whole number")
-            out[column] = values.astype("int64").astype("Int64")
+            bad = check(~values.str.match(_INT_PATTERN), column, values, "is not a whole number")
+            dropped |= bad
+            out[column] = values.where(~bad, "0").astype("int64").astype("Int64")
         for column in _NULLABLE_TEXT:
             out[column] = text[column].where(text[column].str.strip() != "", None)
         if "price" in text:
             stripped = text["price"].str.strip()
             price = pd.to_numeric(stripped.where(stripped != ""), errors="coerce")
-            self._fail_where(price.isna() & (stripped != ""), line_numbers, "price", stripped, "is not a number")
+            dropped |= check(price.isna() & (stripped != ""), "price", stripped, "is not a number")
             out["price"] = price.astype("float64")
         else:
             out["price"] = float("nan")
         if "created_at" in text:
             stripped = text["created_at"].str.strip()
             created = pd.to_datetime(stripped, utc=True, errors="coerce", format="ISO8601")
-            self._fail_where(created.isna(), line_numbers, "created_at", stripped, "is not an ISO 8601 timestamp")
-            out["created_at"] = created.astype("datetime64[us, UTC]")
+            bad = check(created.isna(), "created_at", stripped, "is not an ISO 8601 timestamp")
+            dropped |= bad
+            out["created_at"] = created.fillna(pd.Timestamp(ingested_at)).astype("datetime64[us, UTC]")
         else:
             out["created_at"] = pd.Timestamp(ingested_at).tz_convert("UTC")
             out["created_at"] = out["created_at"].astype("datetime64[us, UTC]")
@@ -224,13 +247,21 @@ class ListingsFile:
         out["row_fingerprint"] = fingerprints(out)
         out["ingested_at"] = pd.Timestamp(ingested_at).tz_convert("UTC")
         out["ingested_at"] = out["ingested_at"].astype("datetime64[us, UTC]")
-        return out[list(WAREHOUSE_COLUMNS)]
+        return out.loc[~dropped, list(WAREHOUSE_COLUMNS)]
 
-    def _fail_where(self, bad: pd.Series, lines: pd.Series, column: str, values: pd.Series, what: str) -> None:
-        if bad.any():
-            first = int(bad.to_numpy().argmax())
-            value = values.iloc[first]
-            raise ListingsFileError(self.path, f"{value!r} {what}", int(lines.iloc[first]), column)
+    def _fail_where(self, lines: pd.Series, bad: pd.Series, column: str, values: pd.Series, what: str) -> pd.Series:
+        """Raise on the first bad row, or, when the caller takes bad rows, report each and mark it dropped."""
+        if not bad.any():
+            return bad
+        positions = np.flatnonzero(bad.to_numpy())
+        errors = (
+            ListingsFileError(self.path, f"{values.iloc[p]!r} {what}", int(lines.iloc[p]), column) for p in positions
+        )
+        if self._on_bad_row is None:
+            raise next(errors)
+        for error in errors:
+            self._on_bad_row(error)
+        return bad
 
 
 @dataclass

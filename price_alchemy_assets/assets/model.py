@@ -1,0 +1,272 @@
+"""validated_listings -> tfidf_features -> tuned_model -> eval_report -> champion.
+
+Thin wiring: the work is in price_alchemy_assets.model; here are run config, MLflow and the
+model store, and the metadata the Dagster UI shows.
+"""
+
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from price_alchemy_assets import __version__
+from price_alchemy_assets.model.baseline import RulesBaseline
+from price_alchemy_assets.model.bundle import TrainingConfig, train_price_model
+from price_alchemy_assets.model.dataset import SPLITS, TrainingData, build_training_data
+from price_alchemy_assets.model.evaluation import CANDIDATE, evaluate, plot_report, should_promote
+from price_alchemy_assets.model.features import FeaturizerConfig
+from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, SplitFractions
+from price_alchemy_assets.model.store import ChampionRecord, now_iso
+from price_alchemy_assets.model.tuning import SearchSpace, TuningBudget
+from price_alchemy_assets.resources import MlflowTrackingResource, ModelStoreResource
+
+MODEL_GROUP = "model"
+CODE_VERSION = __version__
+
+
+class FeaturesConfig(dg.Config):
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    name_max_features: int = FeaturizerConfig.name_max_features
+    description_max_features: int = FeaturizerConfig.description_max_features
+    min_df: int = FeaturizerConfig.min_df
+    max_ngram: int = FeaturizerConfig.max_ngram
+
+
+class TuningConfig(dg.Config):
+    """The search budget; defaults finish the demo in minutes on 2 cores."""
+
+    max_evals: int = Field(default=TuningBudget.max_evals, description="hyperopt trials at most")
+    timeout_seconds: float = Field(default=TuningBudget.timeout_seconds, description="wall-clock budget for the search")
+    max_boost_rounds: int = TuningBudget.max_boost_rounds
+    early_stopping_rounds: int = TuningBudget.early_stopping_rounds
+    seed: int = 0
+    num_leaves: list[int] = list(SearchSpace.num_leaves)
+    learning_rate: list[float] = list(SearchSpace.learning_rate)
+    min_data_in_leaf: list[int] = list(SearchSpace.min_data_in_leaf)
+    feature_fraction: list[float] = list(SearchSpace.feature_fraction)
+    lambda_l2: list[float] = list(SearchSpace.lambda_l2)
+    ridge_alpha: float = 3.0
+    interval_coverage: float = 0.8
+
+    def training(self) -> TrainingConfig:
+        return TrainingConfig(
+            budget=TuningBudget(
+                self.max_evals, self.timeout_seconds, self.max_boost_rounds, self.early_stopping_rounds, self.seed
+            ),
+            space=SearchSpace(
+                tuple(self.num_leaves),
+                tuple(self.learning_rate),
+                tuple(self.min_data_in_leaf),
+                tuple(self.feature_fraction),
+                tuple(self.lambda_l2),
+            ),
+            ridge_alpha=self.ridge_alpha,
+            interval_coverage=self.interval_coverage,
+        )
+
+
+class PromotionConfig(dg.Config):
+    margin: float = Field(default=0.0, description="RMSLE the candidate must win by to replace the champion")
+
+
+@dataclass(frozen=True)
+class CandidateModel:
+    """What tuned_model hands on: where the bundle is and where it was tracked."""
+
+    version: str
+    model_path: str
+    mlflow_run_id: str
+    registered_version: str
+    data_version: str
+    training_rows: int
+    validation_rmsle: float
+
+
+@dg.asset(
+    group_name=MODEL_GROUP, io_manager_key="training_data_io_manager", code_version=CODE_VERSION, kinds={"scikitlearn"}
+)
+def tfidf_features(config: FeaturesConfig, validated_listings: pd.DataFrame) -> dg.Output[TrainingData]:
+    """Labelled listings split by id hash, and the featurizer fitted on the train split only."""
+    data = build_training_data(
+        validated_listings,
+        SplitFractions(config.validation_fraction, config.test_fraction),
+        FeaturizerConfig(config.name_max_features, config.description_max_features, config.min_df, config.max_ngram),
+    )
+    description = data.featurizer.describe()
+    metadata = {f"rows/{split}": data.matrices[split].shape[0] for split in SPLITS}
+    metadata |= {f"nnz/{split}": int(data.matrices[split].nnz) for split in SPLITS}
+    metadata |= {f"vocabulary/{name}": size for name, size in description["vocabulary_sizes"].items()}
+    return dg.Output(
+        data,
+        metadata={
+            **metadata,
+            "features": data.matrices[TRAIN].shape[1],
+            "fit_seconds": description["fit_seconds"],
+            "data_version": data.data_version,
+        },
+    )
+
+
+@dg.asset(
+    group_name=MODEL_GROUP, io_manager_key="record_io_manager", code_version=CODE_VERSION, kinds={"lightgbm", "mlflow"}
+)
+def tuned_model(
+    context: dg.AssetExecutionContext,
+    config: TuningConfig,
+    tfidf_features: TrainingData,
+    mlflow_tracking: MlflowTrackingResource,
+    model_store: ModelStoreResource,
+) -> dg.Output[CandidateModel]:
+    """Ridge + LightGBM tuned with hyperopt; every trial a nested MLflow run; the bundle registered."""
+    data, tracker, store = tfidf_features, mlflow_tracking.tracker(), model_store.store()
+    training = config.training()
+    with tracker.run("tuned_model", tags={"dagster_run_id": context.run_id, "data_version": data.data_version}) as run:
+        import mlflow
+
+        mlflow.log_params(
+            {
+                "max_evals": training.budget.max_evals,
+                "timeout_seconds": training.budget.timeout_seconds,
+                "ridge_alpha": training.ridge_alpha,
+                "seed": training.budget.seed,
+                "features": data.matrices[TRAIN].shape[1],
+            }
+        )
+        model, tuning = train_price_model(
+            data.rows(TRAIN),
+            data.rows(VALIDATION),
+            training,
+            on_trial=tracker.log_trial,
+            featurizer=data.featurizer,
+            train_features=data.matrices[TRAIN],
+            validation_features=data.matrices[VALIDATION],
+        )
+        model.info |= {
+            "data_version": data.data_version,
+            "dagster_run_id": context.run_id,
+            "code_version": CODE_VERSION,
+            "mlflow_run_id": run.info.run_id,
+        }
+        mlflow.log_metrics(
+            {k: v for k, v in model.info.items() if k.startswith("validation_rmsle")}
+            | {"ridge_weight": model.ridge_weight, "interval_half_width": model.interval_half_width}
+        )
+        path = store.save(model, context.run_id)
+        registered = tracker.log_model(path)
+    candidate = CandidateModel(
+        context.run_id,
+        str(path),
+        run.info.run_id,
+        registered,
+        data.data_version,
+        len(data.rows(TRAIN)),
+        model.info["validation_rmsle"],
+    )
+    return dg.Output(
+        candidate,
+        metadata={
+            "validation_rmsle": candidate.validation_rmsle,
+            "validation_rmsle_ridge": model.info["validation_rmsle_ridge"],
+            "validation_rmsle_lightgbm": model.info["validation_rmsle_lightgbm"],
+            "ridge_weight": model.ridge_weight,
+            "trials": len(tuning.trials),
+            "lightgbm_best_iteration": tuning.best.best_iteration,
+            "lightgbm_params": dg.MetadataValue.json({k: v for k, v in tuning.best.params.items()}),
+            "model_path": dg.MetadataValue.path(str(path)),
+            "mlflow_run_id": run.info.run_id,
+            "registered_model_version": registered,
+        },
+    )
+
+
+@dg.asset(group_name=MODEL_GROUP, io_manager_key="record_io_manager", code_version=CODE_VERSION)
+def eval_report(
+    context: dg.AssetExecutionContext,
+    tfidf_features: TrainingData,
+    tuned_model: CandidateModel,
+    model_store: ModelStoreResource,
+    mlflow_tracking: MlflowTrackingResource,
+) -> dg.Output[dict]:
+    """The candidate on the test split beside the rules baseline and the champion, same rows."""
+    data, store, tracker = tfidf_features, model_store.store(), mlflow_tracking.tracker()
+    test = data.rows(TEST)
+    candidate = store.load(tuned_model.version).predict(test)
+    rules = RulesBaseline().fit(pd.concat([data.rows(TRAIN), data.rows(VALIDATION)])).predict(test)
+    current = store.load_champion()
+    champion_prediction = current[1].predict(test) if current else None
+    report = evaluate(test, candidate, rules, champion_prediction)
+    with tempfile.TemporaryDirectory() as folder:
+        plots = plot_report(test, candidate, report, Path(folder))
+        tracker.log_artifacts(tuned_model.mlflow_run_id, plots, "eval_report")
+    tracker.client.log_metric(tuned_model.mlflow_run_id, "test_rmsle", report.metrics[CANDIDATE]["rmsle"])
+    summary = {
+        "candidate_version": tuned_model.version,
+        "champion_version": current[0].version if current else None,
+        "metrics": report.metrics,
+        "prediction_checks": {
+            "nan": int(candidate.isna().sum().sum()),
+            "negative": int((candidate < 0).sum().sum()),
+            "range_inverted": int(
+                ((candidate["price_low"] > candidate["price"]) | (candidate["price"] > candidate["price_high"])).sum()
+            ),
+            "min_price": float(candidate["price"].min()),
+            "max_price": float(candidate["price"].max()),
+            "max_actual_price": float(test["price"].max()),
+        },
+    }
+    metadata = {
+        "report": dg.MetadataValue.md(report.markdown()),
+        "test_rows": report.rows,
+        "mlflow_run_id": tuned_model.mlflow_run_id,
+    }
+    for name, metrics in report.metrics.items():
+        metadata |= {f"{name}/{key}": float(value) for key, value in metrics.items() if key != "rows"}
+    context.log.info("eval report:\n%s", report.table().to_string())
+    return dg.Output(summary, metadata=metadata)
+
+
+@dg.asset(group_name=MODEL_GROUP, code_version=CODE_VERSION)
+def champion(
+    context: dg.AssetExecutionContext,
+    config: PromotionConfig,
+    eval_report: dict,
+    tuned_model: CandidateModel,
+    model_store: ModelStoreResource,
+    mlflow_tracking: MlflowTrackingResource,
+) -> dg.MaterializeResult:
+    """The model a service should serve: the candidate, if it beats the champion on the same rows.
+    Runs only after eval_report's blocking checks pass."""
+    store = model_store.store()
+    promote, reason = should_promote(eval_report["metrics"], config.margin)
+    context.log.info(reason)
+    if promote:
+        record = ChampionRecord(
+            version=tuned_model.version,
+            model_path=tuned_model.model_path,
+            promoted_at=now_iso(),
+            dagster_run_id=context.run_id,
+            mlflow_run_id=tuned_model.mlflow_run_id,
+            registered_model_version=tuned_model.registered_version,
+            data_version=tuned_model.data_version,
+            code_version=CODE_VERSION,
+            training_rows=tuned_model.training_rows,
+            metrics=eval_report["metrics"][CANDIDATE],
+        )
+        store.promote(record)
+        if tuned_model.registered_version:
+            mlflow_tracking.tracker().set_champion(tuned_model.registered_version)
+    current = store.champion()
+    return dg.MaterializeResult(
+        metadata={
+            "promoted": promote,
+            "reason": reason,
+            "champion_version": current.version if current else "",
+            "champion_test_rmsle": float(current.metrics.get("rmsle", np.nan)) if current else float("nan"),
+            "champion": dg.MetadataValue.json(asdict(current)) if current else dg.MetadataValue.json({}),
+        }
+    )

@@ -1,0 +1,78 @@
+"""Training data: labelled listings with their split, the featurizer fitted on the train split,
+and one sparse matrix per split. Stored as parquet + scipy .npz + joblib, never as pickled frames."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import pandas as pd
+import scipy.sparse as sp
+
+from price_alchemy_assets.model.features import FeaturizerConfig, ListingFeaturizer
+from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, SplitFractions, assign_split
+
+SPLITS = (TRAIN, VALIDATION, TEST)
+
+
+@dataclass
+class TrainingData:
+    listings: pd.DataFrame
+    featurizer: ListingFeaturizer
+    matrices: dict[str, sp.csr_matrix]
+    data_version: str
+
+    def rows(self, split: str) -> pd.DataFrame:
+        return self.listings[self.listings["split"] == split]
+
+    def save(self, directory: str | Path) -> Path:
+        """Write to a sibling temporary folder, then swap it in whole."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+        self.listings.to_parquet(staging / "listings.parquet", index=False)
+        joblib.dump(self.featurizer, staging / "featurizer.joblib")
+        for split, matrix in self.matrices.items():
+            sp.save_npz(staging / f"{split}.npz", matrix)
+        (staging / "data.json").write_text(json.dumps({"data_version": self.data_version}))
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> TrainingData:
+        directory = Path(directory)
+        return cls(
+            listings=pd.read_parquet(directory / "listings.parquet"),
+            featurizer=joblib.load(directory / "featurizer.joblib"),
+            matrices={split: sp.load_npz(directory / f"{split}.npz").tocsr() for split in SPLITS},
+            data_version=json.loads((directory / "data.json").read_text())["data_version"],
+        )
+
+
+def data_version(listings: pd.DataFrame) -> str:
+    """Content hash of the labelled listings a model learns from (ids and row fingerprints)."""
+    digest = hashlib.blake2b(digest_size=8)
+    for value in (listings["listing_id"] + ":" + listings["row_fingerprint"]).sort_values():
+        digest.update(value.encode())
+    return digest.hexdigest()
+
+
+def build_training_data(
+    validated: pd.DataFrame, fractions: SplitFractions = SplitFractions(), config: FeaturizerConfig = FeaturizerConfig()
+) -> TrainingData:
+    """Labelled listings only; the featurizer sees the train split and nothing else."""
+    labelled = validated[validated["price"].notna() & (validated["price"] > 0)].reset_index(drop=True)
+    labelled = labelled.assign(split=assign_split(labelled["listing_id"], fractions))
+    if (labelled["split"] == TRAIN).sum() < 50:
+        raise ValueError(f"only {(labelled['split'] == TRAIN).sum()} labelled training listings; need at least 50")
+    featurizer = ListingFeaturizer(config).fit(labelled[labelled["split"] == TRAIN])
+    matrices = {split: featurizer.transform(labelled[labelled["split"] == split]) for split in SPLITS}
+    return TrainingData(labelled, featurizer, matrices, data_version(labelled))

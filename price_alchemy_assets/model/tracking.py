@@ -1,0 +1,98 @@
+"""MLflow tracking for training runs: trials as nested runs, the bundle as a registered model.
+
+Replaces the legacy dagster-mlflow resource, which leaves runs open and changes MLflow's
+global state: here every run ends (FAILED if the block raised), and the tracking URI is set
+only for the duration of a run and then restored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from mlflow.tracking._tracking_service import utils as tracking_utils
+
+from price_alchemy_assets.model.bundle import PriceModel
+from price_alchemy_assets.model.tuning import Trial
+
+CHAMPION_ALIAS = "champion"
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
+class PriceModelPyfunc(mlflow.pyfunc.PythonModel):
+    """The bundle as an MLflow pyfunc: listings DataFrame in, price and range out."""
+
+    def load_context(self, context) -> None:
+        self.model = PriceModel.load(context.artifacts["bundle"])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return self.model.predict(model_input)
+
+
+class ExperimentTracker:
+    def __init__(self, tracking_uri: str, experiment: str, registered_model: str, artifact_root: str | None = None):
+        self.tracking_uri, self.experiment, self.registered_model = tracking_uri, experiment, registered_model
+        self.artifact_root = artifact_root
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def _experiment_id(self) -> str:
+        found = self.client.get_experiment_by_name(self.experiment)
+        if found:
+            return found.experiment_id
+        location = Path(self.artifact_root).resolve().as_uri() if self.artifact_root else None
+        return self.client.create_experiment(self.experiment, artifact_location=location)
+
+    @contextmanager
+    def run(self, name: str, tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+        # MLflow keeps the URI in a module global and in MLFLOW_TRACKING_URI; both are put back as found
+        previous, previous_env = tracking_utils._tracking_uri, os.environ.get(TRACKING_URI_ENV)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        try:
+            self.experiment_id = self._experiment_id()
+            with mlflow.start_run(run_name=name, experiment_id=self.experiment_id, tags=tags or {}) as run:
+                yield run
+        finally:
+            while mlflow.active_run() is not None:
+                mlflow.end_run("FAILED")
+            tracking_utils._tracking_uri = previous
+            if previous_env is None:
+                os.environ.pop(TRACKING_URI_ENV, None)
+            else:
+                os.environ[TRACKING_URI_ENV] = previous_env
+
+    def log_trial(self, trial: Trial) -> None:
+        """Inside `run`: one nested run per hyperopt trial."""
+        with mlflow.start_run(run_name=f"trial-{trial.number:03d}", nested=True, experiment_id=self.experiment_id):
+            mlflow.log_params({k: v for k, v in trial.params.items() if k not in ("verbosity",)})
+            mlflow.log_metrics(
+                {
+                    "validation_rmsle": trial.validation_rmsle,
+                    "best_iteration": trial.best_iteration,
+                    "seconds": trial.seconds,
+                }
+            )
+
+    def log_model(self, bundle_dir: Path) -> str:
+        """Inside `run`: log the bundle as a pyfunc model and register it; returns the registry version."""
+        info = mlflow.pyfunc.log_model(
+            name="price_model",
+            python_model=PriceModelPyfunc(),
+            artifacts={"bundle": str(bundle_dir)},
+            registered_model_name=self.registered_model,
+        )
+        return str(info.registered_model_version or "")
+
+    def log_artifacts(self, run_id: str, paths: list[Path], folder: str) -> None:
+        for path in paths:
+            self.client.log_artifact(run_id, str(path), artifact_path=folder)
+
+    def set_champion(self, version: str) -> None:
+        self.client.set_registered_model_alias(self.registered_model, CHAMPION_ALIAS, version)

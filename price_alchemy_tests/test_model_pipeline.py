@@ -1,0 +1,134 @@
+"""The model assets end to end: features, tuning tracked in MLflow, evaluation, promotion."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import mlflow
+import pytest
+from dagster_duckdb_pandas import DuckDBPandasIOManager
+from mlflow.tracking import MlflowClient
+
+from price_alchemy_assets.assets.listings import raw_listings, validated_and_rejected_listings
+from price_alchemy_assets.assets.model import champion, eval_report, tfidf_features, tuned_model
+from price_alchemy_assets.checks.listings import validated_listings_checks
+from price_alchemy_assets.checks.model import eval_report_checks
+from price_alchemy_assets.io_managers import TrainingDataIOManager
+from price_alchemy_assets.listings.ingest import ingest_listings_file
+from price_alchemy_assets.listings.synthetic import write_synthetic_listings
+from price_alchemy_assets.model.store import ModelStore
+from price_alchemy_assets.resources import DuckDBWarehouseResource, MlflowTrackingResource, ModelStoreResource
+
+from .conftest import run_cli
+
+TINY = {"max_evals": 2, "timeout_seconds": 60, "max_boost_rounds": 80, "early_stopping_rounds": 10}
+RUN_CONFIG = {"ops": {"tuned_model": {"config": TINY}}}
+ALL = [
+    raw_listings,
+    validated_and_rejected_listings,
+    tfidf_features,
+    tuned_model,
+    eval_report,
+    champion,
+    validated_listings_checks,
+    eval_report_checks,
+]
+
+
+@pytest.fixture
+def platform(tmp_path):
+    resources = {
+        "warehouse": DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
+        "io_manager": DuckDBPandasIOManager(database=str(tmp_path / "assets.duckdb"), schema="price_alchemy"),
+        "mlflow_tracking": MlflowTrackingResource(
+            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=str(tmp_path / "mlartifacts")
+        ),
+        "model_store": ModelStoreResource(root=str(tmp_path / "store")),
+        "training_data_io_manager": TrainingDataIOManager(base_dir=str(tmp_path / "training_data")),
+        "record_io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "records")),
+    }
+    start = datetime.now(UTC) - timedelta(days=5)
+    listings = write_synthetic_listings(tmp_path / "listings.tsv", 3_000, seed=4, start=start, days=5)
+    ingest_listings_file(listings, resources["warehouse"].open())
+    return resources, tmp_path
+
+
+def run_all(resources, instance) -> dg.ExecuteInProcessResult:
+    return dg.materialize(ALL, resources=resources, instance=instance, run_config=RUN_CONFIG, raise_on_error=False)
+
+
+def materialized(result, key: str) -> dict:
+    events = [
+        e.event_specific_data.materialization
+        for e in result.get_asset_materialization_events()
+        if e.event_specific_data.materialization.asset_key == dg.AssetKey(key)
+    ]
+    return {k: v.value for k, v in events[-1].metadata.items()} if events else {}
+
+
+def test_train_evaluate_promote_then_keep(platform):
+    resources, tmp_path = platform
+    store = ModelStore(tmp_path / "store")
+    with dg.instance_for_test() as instance:
+        first = run_all(resources, instance)
+        assert first.success
+        features = materialized(first, "tfidf_features")
+        assert features["rows/train"] > 5 * features["rows/test"] > 0 and features["vocabulary/name"] > 100
+        report = materialized(first, "eval_report")
+        assert report["candidate/rmsle"] < report["rules_baseline/rmsle"]
+        assert "rules_baseline" in report["report"] and "RMSLE by top-level category" in report["report"]
+        checks = {e.check_name: e.passed for e in first.get_asset_check_evaluations()}
+        assert checks["beats_rules_baseline"] and checks["predictions_sane"]
+        promoted = materialized(first, "champion")
+        assert promoted["promoted"] is True
+        record = store.champion()
+        assert record.dagster_run_id == first.run_id and record.training_rows == features["rows/train"]
+        assert record.metrics["rmsle"] == pytest.approx(report["candidate/rmsle"])
+        pointer = json.loads((tmp_path / "store" / "champion.json").read_text())
+        assert pointer["version"] == record.version and pointer["mlflow_run_id"]
+
+        second = run_all(resources, instance)  # same data, same seed: same model, not better
+        assert second.success
+        again = materialized(second, "eval_report")
+        assert again["candidate/rmsle"] == pytest.approx(again["champion/rmsle"])
+        assert again["candidate/rmsle"] == pytest.approx(report["candidate/rmsle"])
+        kept = materialized(second, "champion")
+        assert kept["promoted"] is False and "champion kept" in kept["reason"]
+        assert store.champion() == record
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("price-alchemy")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 2 * (1 + TINY["max_evals"])  # a parent and its trials, twice
+    assert all(run.info.status == "FINISHED" for run in runs)
+    parent = client.get_run(record.mlflow_run_id)
+    assert "test_rmsle" in parent.data.metrics
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "eval_report")} == {
+        "eval_report/predicted_vs_actual.png",
+        "eval_report/rmsle_by_category.png",
+    }
+    assert (
+        str(client.get_model_version_by_alias("price-alchemy", "champion").version) == record.registered_model_version
+    )
+    assert mlflow.get_tracking_uri() != f"sqlite:///{tmp_path / 'mlflow.db'}"  # global state left alone
+
+
+def test_cli_train_then_predict_genuine_rows(price_alchemy_home, genuine_train, genuine_test, tmp_path):
+    assert run_cli("ingest", str(genuine_train)).returncode == 0
+    trained = run_cli("train", "--max-evals", "2")
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+    assert "materialized champion" in trained.stdout and "RMSLE by top-level category" in trained.stdout
+    assert "mlflow ui --backend-store-uri" in trained.stdout
+    output = tmp_path / "preds.csv"
+    predicted = run_cli("predict", str(genuine_test), "--output", str(output))
+    assert predicted.returncode == 0, predicted.stderr
+    lines = output.read_text().splitlines()
+    assert lines[0] == "test_id,price,price_low,price_high" and len(lines) == 2002
+    assert "scored 2,001 listings" in predicted.stdout
+
+
+def test_predict_without_champion_says_so(price_alchemy_home, genuine_test, tmp_path):
+    result = run_cli("predict", str(genuine_test), "--output", str(tmp_path / "p.csv"))
+    assert result.returncode == 1 and "no champion" in result.stderr
