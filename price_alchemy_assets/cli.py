@@ -234,16 +234,12 @@ def _where_to_look() -> str:
 @click.option("--rows", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def demo(rows, seed) -> None:
-    """Synthesize a marketplace, ingest it and run the main job: the README's first command."""
+    """Synthesize a marketplace, ingest it and train to a champion: the README's first command."""
     path = settings.data_dir() / "synthetic" / f"demo-seed{seed}-{rows}.tsv"
     click.get_current_context().invoke(synth, rows=rows, seed=seed, output=path, days=30.0, strength=1.0)
     click.get_current_context().invoke(ingest, paths=(path,), chunk_rows=DEFAULT_CHUNK_ROWS)
     ok = _run_main_job()
-    click.echo(
-        f"\nDagster home: {os.environ['DAGSTER_HOME']}\n"
-        "See the assets, lineage and checks in the Dagster UI:\n"
-        "  .venv/bin/price-alchemy ui    then open http://127.0.0.1:3000"
-    )
+    click.echo(_where_to_look())
     if not ok:
         raise _Failure("the main job failed")
 

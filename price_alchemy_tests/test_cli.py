@@ -48,7 +48,8 @@ def test_demo_runs_the_main_job(price_alchemy_home):
     result = run_cli("demo", "--rows", "2000")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "materialized raw_listings" in result.stdout and "2,000 rows" in result.stdout
-    assert "http://127.0.0.1:3000" in result.stdout
+    assert "http://127.0.0.1:3000" in result.stdout and "mlflow ui --backend-store-uri" in result.stdout
+    assert "materialized champion" in result.stdout
     assert stored_rows(price_alchemy_home) == 2000
 
 
