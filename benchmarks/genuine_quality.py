@@ -22,44 +22,20 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pandas as pd
-from dagster_duckdb_pandas import DuckDBPandasIOManager
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import Ridge
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 GENUINE = REPO.parent / "shared" / "data" / "mercari_train_sample.tsv"
 
+from benchmarks.reference import ridge_tfidf_prices  # noqa: E402
 from price_alchemy_assets.definitions import defs  # noqa: E402
-from price_alchemy_assets.io_managers import TrainingDataIOManager  # noqa: E402
 from price_alchemy_assets.listings.ingest import ingest_listings_file  # noqa: E402
 from price_alchemy_assets.model.baseline import RulesBaseline  # noqa: E402
 from price_alchemy_assets.model.dataset import TrainingData  # noqa: E402
 from price_alchemy_assets.model.metrics import price_metrics  # noqa: E402
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION  # noqa: E402
 from price_alchemy_assets.model.store import ModelStore  # noqa: E402
-from price_alchemy_assets.resources import (  # noqa: E402
-    DuckDBWarehouseResource,
-    MlflowTrackingResource,
-    ModelStoreResource,
-)
-
-
-def ridge_tfidf(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
-    def text(frame: pd.DataFrame) -> pd.Series:
-        return (
-            frame["name"].fillna("")
-            + " "
-            + frame["brand_name"].fillna("")
-            + " "
-            + frame["category_name"].fillna("")
-            + " "
-            + frame["item_description"].fillna("")
-        )
-
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2))
-    model = Ridge(alpha=3.0).fit(vectorizer.fit_transform(text(train)), np.log1p(train["price"]))
-    return np.expm1(model.predict(vectorizer.transform(text(test))))
+from price_alchemy_assets.resources import resources_under  # noqa: E402
 
 
 def main() -> None:
@@ -71,16 +47,7 @@ def main() -> None:
         sys.exit(f"genuine rows not found at {GENUINE} (../shared/data is absent)")
     with tempfile.TemporaryDirectory(prefix="price-alchemy-quality-") as folder:
         root = Path(folder)
-        resources = {
-            "warehouse": DuckDBWarehouseResource(path=str(root / "warehouse.duckdb")),
-            "io_manager": DuckDBPandasIOManager(database=str(root / "assets.duckdb"), schema="price_alchemy"),
-            "mlflow_tracking": MlflowTrackingResource(
-                tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "mlartifacts")
-            ),
-            "model_store": ModelStoreResource(root=str(root / "store")),
-            "training_data_io_manager": TrainingDataIOManager(base_dir=str(root / "training_data")),
-            "record_io_manager": dg.FilesystemIOManager(base_dir=str(root / "records")),
-        }
+        resources = resources_under(root)
         ingest_listings_file(GENUINE, resources["warehouse"].open())
         tuning = {"max_evals": args.max_evals} if args.max_evals else {}
         started = time.perf_counter()
@@ -99,7 +66,7 @@ def main() -> None:
         rows = {
             "global mean": np.full(len(test), np.expm1(np.log1p(fitted["price"]).mean())),
             "rules baseline (category x condition x brand)": RulesBaseline().fit(fitted).predict(test),
-            "Ridge on TF-IDF (alpha 3)": ridge_tfidf(fitted, test),
+            "Ridge on TF-IDF (alpha 3)": ridge_tfidf_prices(fitted, test),
             "shipped model (Ridge + tuned LightGBM blend)": shipped["price"].to_numpy(),
         }
         table = pd.DataFrame({name: price_metrics(test["price"], values) for name, values in rows.items()}).T

@@ -7,6 +7,7 @@ embedded default) or bigquery, with BigQuery's project, dataset and table from d
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb_pandas import DuckDBPandasIOManager
@@ -155,4 +156,19 @@ def model_resources_from_env() -> dict:
         ),
         "training_data_io_manager": TrainingDataIOManager(base_dir=str(data / "training_data")),
         "record_io_manager": dg.FilesystemIOManager(base_dir=str(data / "records")),
+    }
+
+
+def resources_under(root: Path) -> dict:
+    """Every resource the definitions use, with all state in one folder (tests, benchmarks)."""
+    root = Path(root)
+    return {
+        "warehouse": DuckDBWarehouseResource(path=str(root / "warehouse.duckdb")),
+        "io_manager": DuckDBPandasIOManager(database=str(root / "assets.duckdb"), schema="price_alchemy"),
+        "mlflow_tracking": MlflowTrackingResource(
+            tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "mlartifacts")
+        ),
+        "model_store": ModelStoreResource(root=str(root / "store")),
+        "training_data_io_manager": TrainingDataIOManager(base_dir=str(root / "training_data")),
+        "record_io_manager": dg.FilesystemIOManager(base_dir=str(root / "records")),
     }

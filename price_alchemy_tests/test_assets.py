@@ -8,23 +8,19 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from price_alchemy_assets.assets.listings import raw_listings, validated_and_rejected_listings
 from price_alchemy_assets.checks.listings import validated_listings_checks
 from price_alchemy_assets.listings.ingest import ingest_listings_file
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
-from price_alchemy_assets.resources import DuckDBWarehouseResource, open_warehouse_from_env, warehouse_from_env
+from price_alchemy_assets.resources import open_warehouse_from_env, resources_under, warehouse_from_env
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
 
 
 @pytest.fixture
 def resources(tmp_path):
-    return {
-        "warehouse": DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
-        "io_manager": DuckDBPandasIOManager(database=str(tmp_path / "assets.duckdb"), schema="price_alchemy"),
-    }
+    return resources_under(tmp_path)
 
 
 def materialize(resources, instance, run_config=None) -> dg.ExecuteInProcessResult:

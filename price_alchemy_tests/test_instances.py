@@ -10,14 +10,13 @@ import sys
 import dagster as dg
 import psycopg2
 import pytest
-from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from price_alchemy_assets.assets.listings import raw_listings, validated_and_rejected_listings
 from price_alchemy_assets.checks.listings import validated_listings_checks
 from price_alchemy_assets.definitions import MAIN_JOB, defs
 from price_alchemy_assets.listings.ingest import ingest_listings_file
 from price_alchemy_assets.listings.synthetic import write_synthetic_listings
-from price_alchemy_assets.resources import DuckDBWarehouseResource
+from price_alchemy_assets.resources import resources_under
 
 from .conftest import REPO
 
@@ -56,10 +55,7 @@ def test_postgres_instance_records_runs(postgres_database, tmp_path, monkeypatch
         "DB": postgres_database["db"],
     }.items():
         monkeypatch.setenv(f"DAGSTER_PG_{key}", value)
-    resources = {
-        "warehouse": DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
-        "io_manager": DuckDBPandasIOManager(database=str(tmp_path / "assets.duckdb"), schema="price_alchemy"),
-    }
+    resources = resources_under(tmp_path)
     ingest_listings_file(write_synthetic_listings(tmp_path / "l.tsv", 500, seed=1), resources["warehouse"].open())
     with dg.DagsterInstance.from_config(str(REPO / "deploy" / "dagster")) as instance:
         result = dg.materialize(

@@ -8,18 +8,16 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import mlflow
 import pytest
-from dagster_duckdb_pandas import DuckDBPandasIOManager
 from mlflow.tracking import MlflowClient
 
 from price_alchemy_assets.assets.listings import raw_listings, validated_and_rejected_listings
 from price_alchemy_assets.assets.model import champion, eval_report, tfidf_features, tuned_model
 from price_alchemy_assets.checks.listings import validated_listings_checks
 from price_alchemy_assets.checks.model import eval_report_checks
-from price_alchemy_assets.io_managers import TrainingDataIOManager
 from price_alchemy_assets.listings.ingest import ingest_listings_file
 from price_alchemy_assets.listings.synthetic import write_synthetic_listings
 from price_alchemy_assets.model.store import ModelStore
-from price_alchemy_assets.resources import DuckDBWarehouseResource, MlflowTrackingResource, ModelStoreResource
+from price_alchemy_assets.resources import resources_under
 
 from .conftest import run_cli
 
@@ -39,16 +37,7 @@ ALL = [
 
 @pytest.fixture
 def platform(tmp_path):
-    resources = {
-        "warehouse": DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
-        "io_manager": DuckDBPandasIOManager(database=str(tmp_path / "assets.duckdb"), schema="price_alchemy"),
-        "mlflow_tracking": MlflowTrackingResource(
-            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=str(tmp_path / "mlartifacts")
-        ),
-        "model_store": ModelStoreResource(root=str(tmp_path / "store")),
-        "training_data_io_manager": TrainingDataIOManager(base_dir=str(tmp_path / "training_data")),
-        "record_io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "records")),
-    }
+    resources = resources_under(tmp_path)
     start = datetime.now(UTC) - timedelta(days=5)
     listings = write_synthetic_listings(tmp_path / "listings.tsv", 3_000, seed=4, start=start, days=5)
     ingest_listings_file(listings, resources["warehouse"].open())
