@@ -1,0 +1,119 @@
+"""The whole job at scale: synthesize N listings, ingest them, materialize raw_listings -> champion
+with the default tuning budget, and report wall time and peak RSS per asset.
+
+Runs in one process with the in-process executor; a sampler thread reads this process's RSS
+every 0.2 s and each step gets the peak seen between its start and end events.
+
+    .venv/bin/python benchmarks/scale.py --rows 1500000 --output docs/benchmarks/scale.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from price_alchemy_assets.definitions import MAIN_JOB, defs  # noqa: E402
+from price_alchemy_assets.listings.ingest import ingest_listings_file  # noqa: E402
+from price_alchemy_assets.listings.synthetic import write_synthetic_listings  # noqa: E402
+from price_alchemy_assets.resources import resources_under  # noqa: E402
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self.interval, self.samples, self.running = interval, [], True
+
+    def run(self) -> None:
+        while self.running:
+            with open("/proc/self/status") as status:
+                rss_kb = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+            self.samples.append((time.time(), rss_kb / 1024))
+            time.sleep(self.interval)
+
+    def peak_between(self, start: float, end: float) -> float:
+        inside = [mb for stamp, mb in self.samples if start <= stamp <= end]
+        return max(inside) if inside else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_500_000)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+    sampler = RssSampler()
+    sampler.start()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="price-alchemy-scale-") as folder:
+        root = Path(folder)
+        resources = resources_under(root)
+        for name, action in (
+            (
+                "synth",
+                lambda: write_synthetic_listings(
+                    root / "listings.tsv", args.rows, seed=5, start=datetime.now(UTC) - timedelta(days=30)
+                ),
+            ),
+            ("ingest", lambda: ingest_listings_file(root / "listings.tsv", resources["warehouse"].open())),
+        ):
+            started = time.time()
+            action()
+            rows.append(
+                {
+                    "step": name,
+                    "seconds": time.time() - started,
+                    "peak_rss_mb": sampler.peak_between(started, time.time()),
+                }
+            )
+        started = time.time()
+        with dg.instance_for_test() as instance:
+            result = defs.resolve_job_def(MAIN_JOB).execute_in_process(
+                instance=instance, resources=resources, raise_on_error=False
+            )
+            events = instance.all_logs(result.run_id)
+        job_seconds = time.time() - started
+        starts = {
+            e.step_key: e.timestamp
+            for e in events
+            if e.dagster_event and e.dagster_event.event_type_value == "STEP_START"
+        }
+        for event in events:
+            if event.dagster_event and event.dagster_event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+                begun = starts[event.step_key]
+                rows.append(
+                    {
+                        "step": f"{event.step_key}"
+                        + (" (FAILED)" if event.dagster_event.event_type_value == "STEP_FAILURE" else ""),
+                        "seconds": event.timestamp - begun,
+                        "peak_rss_mb": sampler.peak_between(begun, event.timestamp),
+                    }
+                )
+    sampler.running = False
+    table = pd.DataFrame(rows)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report = (
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with benchmarks/scale.py: {args.rows:,} synthetic "
+        f"listings, default tuning budget, in-process executor, 2 cores. Job "
+        f"{'succeeded' if result.success else 'FAILED'}: raw_listings -> champion in {job_seconds / 60:.1f} min; "
+        f"synth + ingest + job {table['seconds'].sum() / 60:.1f} min; peak RSS of the process {peak / 1024:.2f} GB.\n\n"
+        + table.to_markdown(index=False, floatfmt=".1f")
+        + "\n"
+    )
+    print(report)
+    if args.output:
+        args.output.write_text(report)
+
+
+if __name__ == "__main__":
+    main()
