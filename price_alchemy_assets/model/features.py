@@ -65,8 +65,8 @@ def _categorical(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def engineered_features(frame: pd.DataFrame) -> pd.DataFrame:
-    name, description = _text(frame)
+def _engineered(frame: pd.DataFrame, name: pd.Series, description: pd.Series) -> pd.DataFrame:
+    """`name` and `description` as _text made them for the vectorizers, so the text is built once."""
     everything = name + " " + description
     bundle = everything.str.extract(_BUNDLE, expand=False).astype("float64").fillna(1.0)
     storage = everything.str.extract(_STORAGE, expand=False).astype("float64").fillna(0.0)
@@ -95,27 +95,22 @@ class ListingFeaturizer:
         started = time.perf_counter()
         config = self.config
         name, description = _text(frame)
-        self.name_vectorizer_ = TfidfVectorizer(
-            ngram_range=(1, config.max_ngram),
-            min_df=config.min_df,
-            max_features=config.name_max_features,
-            sublinear_tf=True,
-            dtype=np.float32,
-        )
-        self.description_vectorizer_ = TfidfVectorizer(
-            ngram_range=(1, config.max_ngram),
-            min_df=config.min_df,
-            max_features=config.description_max_features,
-            sublinear_tf=True,
-            dtype=np.float32,
-        )
-        self.name_vectorizer_.fit(name)
-        self.description_vectorizer_.fit(description)
+        self.name_vectorizer_ = self._tfidf(config.name_max_features).fit(name)
+        self.description_vectorizer_ = self._tfidf(config.description_max_features).fit(description)
         self.encoder_ = OneHotEncoder(
             handle_unknown="infrequent_if_exist", min_frequency=config.min_category_count, dtype=np.float32
         ).fit(_categorical(frame))
         self.fit_seconds_ = time.perf_counter() - started
         return self
+
+    def _tfidf(self, max_features: int) -> TfidfVectorizer:
+        return TfidfVectorizer(
+            ngram_range=(1, self.config.max_ngram),
+            min_df=self.config.min_df,
+            max_features=max_features,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
 
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
         name, description = _text(frame)
@@ -123,7 +118,7 @@ class ListingFeaturizer:
             self.name_vectorizer_.transform(name),
             self.description_vectorizer_.transform(description),
             self.encoder_.transform(_categorical(frame)),
-            sp.csr_matrix(engineered_features(frame).to_numpy(dtype=np.float32)),
+            sp.csr_matrix(_engineered(frame, name, description).to_numpy(dtype=np.float32)),
         ]
         return sp.hstack(blocks, format="csr", dtype=np.float32)
 
