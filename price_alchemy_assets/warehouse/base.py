@@ -57,9 +57,11 @@ class Session(ABC):
     def create_staging(self, table: str) -> None:
         """A table with the listings columns that disappears if the process dies."""
 
+    def columns_ddl(self) -> str:
+        return ", ".join(f"{name} {self.column_type(kind)}" for name, kind in WAREHOUSE_COLUMNS.items())
+
     def create_listings(self, table: str) -> None:
-        columns = ", ".join(f"{name} {self.column_type(kind)}" for name, kind in WAREHOUSE_COLUMNS.items())
-        self.execute(f"CREATE TABLE IF NOT EXISTS {self.ref(table)} ({columns})")
+        self.execute(f"CREATE TABLE IF NOT EXISTS {self.ref(table)} ({self.columns_ddl()})")
 
     def drop(self, table: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {self.ref(table)}")

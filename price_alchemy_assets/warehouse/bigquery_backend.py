@@ -17,6 +17,7 @@ from price_alchemy_assets.warehouse.base import Session, Warehouse
 _TYPES = {"string": "STRING", "int": "INT64", "float": "FLOAT64", "timestamp": "TIMESTAMP"}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
 STAGING_LIFETIME = timedelta(hours=6)
+_SCHEMA = [bigquery.SchemaField(name, _TYPES[kind]) for name, kind in WAREHOUSE_COLUMNS.items()]
 
 
 def _parameter(name: str, value: Any) -> bigquery.ScalarQueryParameter:
@@ -51,8 +52,7 @@ class BigQuerySession(Session):
         return int(job.num_dml_affected_rows or 0)
 
     def load(self, table: str, frame: pd.DataFrame) -> None:
-        schema = [bigquery.SchemaField(name, _TYPES[kind]) for name, kind in WAREHOUSE_COLUMNS.items()]
-        config = bigquery.LoadJobConfig(schema=schema, write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
+        config = bigquery.LoadJobConfig(schema=_SCHEMA, write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
         payload = frame[list(WAREHOUSE_COLUMNS)].astype({"item_condition_id": "Int64", "shipping": "Int64"})
         self.client.load_table_from_dataframe(payload, self.table_id(table), job_config=config).result()
 
@@ -64,8 +64,7 @@ class BigQuerySession(Session):
         super().create_listings(table)
 
     def create_staging(self, table: str) -> None:
-        schema = [bigquery.SchemaField(name, _TYPES[kind]) for name, kind in WAREHOUSE_COLUMNS.items()]
-        staging = bigquery.Table(self.table_id(table), schema=schema)
+        staging = bigquery.Table(self.table_id(table), schema=_SCHEMA)
         staging.expires = datetime.now(UTC) + STAGING_LIFETIME
         self.client.create_table(staging)
 

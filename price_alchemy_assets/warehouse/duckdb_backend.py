@@ -46,8 +46,7 @@ class DuckDBSession(Session):
             self.connection.unregister("incoming_listings")
 
     def create_staging(self, table: str) -> None:
-        columns = ", ".join(f"{name} {_TYPES[kind]}" for name, kind in WAREHOUSE_COLUMNS.items())
-        self.connection.execute(f"CREATE TEMP TABLE {self.ref(table)} ({columns})")
+        self.connection.execute(f"CREATE TEMP TABLE {self.ref(table)} ({self.columns_ddl()})")
 
 
 DEFAULT_MEMORY_LIMIT = "512MB"
