@@ -145,18 +145,12 @@ class ModelStoreResource(dg.ConfigurableResource):
 
 
 def model_resources_from_env() -> dict:
-    data = settings.data_dir()
-    return {
-        "mlflow_tracking": MlflowTrackingResource(
-            tracking_uri=os.environ.get("PRICE_ALCHEMY_MLFLOW_TRACKING_URI") or settings.default_mlflow_tracking_uri(),
-            artifact_root=os.environ.get("PRICE_ALCHEMY_MLFLOW_ARTIFACTS") or str(settings.default_mlflow_artifacts()),
-        ),
-        "model_store": ModelStoreResource(
-            root=os.environ.get("PRICE_ALCHEMY_MODEL_STORE") or str(settings.default_model_store())
-        ),
-        "training_data_io_manager": TrainingDataIOManager(base_dir=str(data / "training_data")),
-        "record_io_manager": dg.FilesystemIOManager(base_dir=str(data / "records")),
-    }
+    return _model_resources(
+        settings.data_dir(),
+        os.environ.get("PRICE_ALCHEMY_MLFLOW_TRACKING_URI") or settings.default_mlflow_tracking_uri(),
+        os.environ.get("PRICE_ALCHEMY_MLFLOW_ARTIFACTS") or str(settings.default_mlflow_artifacts()),
+        os.environ.get("PRICE_ALCHEMY_MODEL_STORE") or str(settings.default_model_store()),
+    )
 
 
 def resources_under(root: Path) -> dict:
@@ -165,10 +159,14 @@ def resources_under(root: Path) -> dict:
     return {
         "warehouse": DuckDBWarehouseResource(path=str(root / "warehouse.duckdb")),
         "io_manager": DuckDBPandasIOManager(database=str(root / "assets.duckdb"), schema="price_alchemy"),
-        "mlflow_tracking": MlflowTrackingResource(
-            tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "mlartifacts")
-        ),
-        "model_store": ModelStoreResource(root=str(root / "store")),
-        "training_data_io_manager": TrainingDataIOManager(base_dir=str(root / "training_data")),
-        "record_io_manager": dg.FilesystemIOManager(base_dir=str(root / "records")),
+        **_model_resources(root, f"sqlite:///{root / 'mlflow.db'}", str(root / "mlartifacts"), str(root / "store")),
+    }
+
+
+def _model_resources(data: Path, tracking_uri: str, artifact_root: str, store_root: str) -> dict:
+    return {
+        "mlflow_tracking": MlflowTrackingResource(tracking_uri=tracking_uri, artifact_root=artifact_root),
+        "model_store": ModelStoreResource(root=store_root),
+        "training_data_io_manager": TrainingDataIOManager(base_dir=str(data / "training_data")),
+        "record_io_manager": dg.FilesystemIOManager(base_dir=str(data / "records")),
     }

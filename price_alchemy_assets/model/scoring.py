@@ -57,16 +57,20 @@ def score_file(
         ):
             side_writer = csv.writer(side)
             side_writer.writerow(["line", "id", "column", "reason"])
+
+            def write_unreadable_rows() -> int:
+                count = len(bad_rows)
+                side_writer.writerows([error.line, "", error.column or "", error.reason] for error in bad_rows)
+                bad_rows.clear()
+                return count
+
             out_writer = None
             for chunk in listings.chunks(chunk_rows, on_bad_row=bad_rows.append):
                 id_column = listings.layout.id_column
                 if out_writer is None:
                     out_writer = csv.writer(out)
                     out_writer.writerow([id_column, *OUTPUT_COLUMNS])
-                for error in bad_rows:
-                    side_writer.writerow([error.line, "", error.column or "", error.reason])
-                rejected += len(bad_rows)
-                bad_rows.clear()
+                rejected += write_unreadable_rows()
                 checked = validate_listings(chunk.assign(price=np.nan))
                 for row in checked.rejected.itertuples():
                     side_writer.writerow([row.source_line, _raw_id(row.listing_id), "", getattr(row, REJECTION_COLUMN)])
@@ -78,9 +82,7 @@ def score_file(
                     scored += len(checked.valid)
                 if on_progress:
                     on_progress(listings.bytes_read(), listings.total_bytes)
-            for error in bad_rows:
-                side_writer.writerow([error.line, "", error.column or "", error.reason])
-            rejected += len(bad_rows)
+            rejected += write_unreadable_rows()
             if out_writer is None:
                 csv.writer(out).writerow(["id", *OUTPUT_COLUMNS])
         os.replace(partial_output, output)
