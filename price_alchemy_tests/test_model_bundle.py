@@ -69,3 +69,31 @@ def test_conformal_half_width_covers():
     width = conformal_half_width(residuals, 0.8)
     assert np.mean(np.abs(residuals) <= width) >= 0.8
     assert width == pytest.approx(1.2816, abs=0.08)
+
+
+def test_batch_scoring_sets_bad_rows_aside_and_finishes(trained, tmp_path):
+    from price_alchemy_assets.model.scoring import score_file
+
+    source = tmp_path / "test.tsv"
+    source.write_text(
+        "test_id\tname\titem_condition_id\tcategory_name\tbrand_name\tshipping\titem_description\n"
+        "1\tNike shoes\t3\tMen/Shoes/Athletic\tNike\t1\tok\n"
+        "2\t\t3\tMen/Shoes/Athletic\tNike\t1\tblank name\n"
+        "3\tThing\tbad\tMen\t\t1\tx\n"
+        "4\tThing\t9\tMen\t\t1\tx\n"
+        "5\tshort\n"
+        "6\tLEGO set\t1\tKids/Toys/Building Toys\tLEGO\t0\tsealed\n"
+    )
+    result = score_file(source, trained[0], tmp_path / "out.csv", chunk_rows=2)
+    assert (result.scored, result.rejected) == (2, 4)
+    lines = result.output.read_text().splitlines()
+    assert lines[0] == "test_id,price,price_low,price_high" and [line.split(",")[0] for line in lines[1:]] == ["1", "6"]
+    rejects = result.rejects.read_text()
+    for expected in (
+        "name: is blank",
+        "'bad' is not a whole number",
+        "is not one of (1, 2, 3, 4, 5)",
+        "expected 7 tab-separated fields, found 2",
+    ):
+        assert expected in rejects
+    assert not list(tmp_path.glob("*.partial"))
