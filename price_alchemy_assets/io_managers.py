@@ -9,7 +9,9 @@ from price_alchemy_assets.model.dataset import TrainingData
 
 
 class TrainingDataIOManager(dg.ConfigurableIOManager):
-    """Stores TrainingData as parquet + scipy .npz + joblib under base_dir/<asset key>."""
+    """Stores TrainingData as parquet + scipy .npz + joblib under base_dir/<asset key>.
+
+    An input with `listing_columns` in its metadata loads only those listing columns."""
 
     base_dir: str = Field(description="folder holding one subfolder per asset")
 
@@ -24,4 +26,4 @@ class TrainingDataIOManager(dg.ConfigurableIOManager):
         path = self._path(context)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no stored {context.asset_key.to_user_string()}; materialize it first")
-        return TrainingData.load(path)
+        return TrainingData.load(path, context.definition_metadata.get("listing_columns"))

@@ -48,6 +48,9 @@ def test_model_beats_rules_and_reports_its_trials(trained, splits):
     assert ours["rmsle"] < rules["rmsle"] - 0.03
     assert 0.65 <= ours["coverage"] <= 0.95
     assert 0.0 <= model.ridge_weight <= 1.0 and model.info["validation_rmsle"] > 0
+    # the shipped booster is the best trial's, cut at its best iteration
+    assert model.info["validation_rmsle_lightgbm"] == pytest.approx(tuning.best.validation_rmsle)
+    assert model.booster.num_trees() == tuning.best.best_iteration
 
 
 def test_same_seed_same_model(trained, splits):

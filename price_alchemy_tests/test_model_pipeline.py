@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import mlflow
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -102,6 +103,16 @@ def test_train_evaluate_promote_then_keep(platform):
         str(client.get_model_version_by_alias("price-alchemy", "champion").version) == record.registered_model_version
     )
     assert mlflow.get_tracking_uri() != f"sqlite:///{tmp_path / 'mlflow.db'}"  # global state left alone
+
+    # the registered champion loads as an MLflow pyfunc and predicts what the bundle predicts
+    listings = pd.read_csv(tmp_path / "listings.tsv", sep="\t", nrows=20)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        pyfunc = mlflow.pyfunc.load_model("models:/price-alchemy@champion")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    pd.testing.assert_frame_equal(pyfunc.predict(listings), store.load_champion()[1].predict(listings))
 
 
 def test_cli_train_then_predict_genuine_rows(price_alchemy_home, genuine_train, genuine_test, tmp_path):

@@ -113,7 +113,11 @@ def tfidf_features(config: FeaturesConfig, validated_listings: pd.DataFrame) -> 
 
 
 @dg.asset(
-    group_name=MODEL_GROUP, io_manager_key="record_io_manager", code_version=CODE_VERSION, kinds={"lightgbm", "mlflow"}
+    group_name=MODEL_GROUP,
+    io_manager_key="record_io_manager",
+    code_version=CODE_VERSION,
+    kinds={"lightgbm", "mlflow"},
+    ins={"tfidf_features": dg.AssetIn(metadata={"listing_columns": ["listing_id", "price", "split"]})},
 )
 def tuned_model(
     context: dg.AssetExecutionContext,

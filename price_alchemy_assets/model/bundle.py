@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from sklearn.linear_model import Ridge
 
 from price_alchemy_assets.model.features import FeaturizerConfig, ListingFeaturizer
-from price_alchemy_assets.model.tuning import SearchSpace, Trial, TuningBudget, TuningResult, tune_lightgbm
+from price_alchemy_assets.model.tuning import SearchSpace, TuningBudget, TuningResult, tune_lightgbm
 
 FORMAT_VERSION = 1
 BLEND_GRID = np.linspace(0.0, 1.0, 21)
@@ -128,7 +128,7 @@ def train_price_model(
 
     ridge = Ridge(alpha=config.ridge_alpha, random_state=config.budget.seed).fit(x_train, y_train)
     tuning = tune_lightgbm(x_train, y_train, x_valid, y_valid, config.budget, config.space, on_trial)
-    booster = _refit_best(tuning.best, x_train, y_train)
+    booster = tuning.booster
 
     ridge_valid, booster_valid = ridge.predict(x_valid), booster.predict(x_valid)
     errors = [float(np.sqrt(np.mean((blend(ridge_valid, booster_valid, w) - y_valid) ** 2))) for w in BLEND_GRID]
@@ -146,8 +146,3 @@ def train_price_model(
         "featurizer": featurizer.describe(),
     }
     return PriceModel(featurizer, ridge, booster, weight, half_width, config.interval_coverage, info), tuning
-
-
-def _refit_best(best: Trial, x_train: sp.csr_matrix, y_train: np.ndarray) -> lgb.Booster:
-    """Retrain the winning trial's parameters for exactly its best iteration count (deterministic)."""
-    return lgb.train(best.params, lgb.Dataset(x_train, y_train), num_boost_round=max(1, best.best_iteration))

@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 
 import mlflow
@@ -22,9 +23,16 @@ from price_alchemy_assets.model.bundle import PriceModel
 from price_alchemy_assets.model.tuning import Trial
 
 CHAMPION_ALIAS = "champion"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+MODEL_RUNTIME = ("lightgbm", "scikit-learn", "scipy", "numpy", "pandas", "joblib")
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
+def model_requirements() -> list[str]:
+    """The installed versions the bundle needs, stated so MLflow need not import-trace them in a subprocess."""
+    return [f"{name}=={metadata.version(name)}" for name in MODEL_RUNTIME]
 
 
 class PriceModelPyfunc(mlflow.pyfunc.PythonModel):
@@ -87,6 +95,8 @@ class ExperimentTracker:
             python_model=PriceModelPyfunc(),
             artifacts={"bundle": str(bundle_dir)},
             registered_model_name=self.registered_model,
+            pip_requirements=model_requirements(),
+            code_paths=[str(PACKAGE_DIR)],
         )
         return str(info.registered_model_version or "")
 
