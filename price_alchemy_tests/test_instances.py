@@ -57,7 +57,10 @@ def test_postgres_instance_records_runs(postgres_database, tmp_path, monkeypatch
         monkeypatch.setenv(f"DAGSTER_PG_{key}", value)
     resources = resources_under(tmp_path)
     ingest_listings_file(write_synthetic_listings(tmp_path / "l.tsv", 500, seed=1), resources["warehouse"].open())
-    with dg.DagsterInstance.from_config(str(REPO / "deploy" / "dagster")) as instance:
+    home = tmp_path / "dagster_home"  # the instance's local storage lands beside its yaml, never in the repo
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "deploy" / "dagster" / "dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         result = dg.materialize(
             [raw_listings, validated_and_rejected_listings, validated_listings_checks],
             resources=resources,
