@@ -256,5 +256,24 @@ def ui(port) -> None:
     os.execv(sys.executable, args)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(min=1, max=65535), default=8000, show_default=True)
+def serve(host, port) -> None:
+    """Serve the champion over HTTP: the API, the seller page at / and the OpenAPI schema at /schema."""
+    import uvicorn
+
+    click.echo(f"Price Alchemy service on http://{host}:{port} (seller page at /, OpenAPI at /schema)")
+    uvicorn.run(
+        "price_alchemy_assets.service.app:asgi_app",
+        factory=True,
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=20,
+    )
+
+
 if __name__ == "__main__":
     main()

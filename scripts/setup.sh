@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates .venv with the locked dependencies and the project installed in editable mode.
-# With --test it also installs Chromium-free test extras and the BigQuery emulator in its own
+# With --test it also installs Debian's Chromium (seller-page test) and the BigQuery emulator in its own
 # virtualenv (.venv-bqemulator), because the emulator pins a DuckDB that differs from ours.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +22,12 @@ if [ "${1:-}" = "--test" ]; then
   fi
   .venv/bin/uv pip install --quiet --python .venv-bqemulator/bin/python \
     -r price_alchemy_tests/bqemulator/requirements.lock
+  # Debian's Chromium for the seller-page test (playwright drives it; no browser download)
+  if [ ! -x /usr/bin/chromium ]; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y -q chromium >/dev/null \
+      || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium >/dev/null; }
+  fi
 fi

@@ -36,6 +36,8 @@ class PriceModel:
     interval_half_width: float
     interval_coverage: float
     info: dict = field(default_factory=dict)
+    category_prices: dict[str, dict] = field(default_factory=dict)
+    """Training price quartiles by category path and by each path prefix: the seller's "typical price"."""
 
     def predict_log(self, frame: pd.DataFrame) -> np.ndarray:
         features = self.featurizer.transform(frame)
@@ -64,6 +66,7 @@ class PriceModel:
             "interval_half_width": self.interval_half_width,
             "interval_coverage": self.interval_coverage,
             "info": self.info,
+            "category_prices": self.category_prices,
         }
         (directory / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
         return directory
@@ -84,6 +87,7 @@ class PriceModel:
             meta["interval_half_width"],
             meta["interval_coverage"],
             meta.get("info", {}),
+            meta.get("category_prices", {}),
         )
 
 
@@ -98,6 +102,24 @@ class TrainingConfig:
     space: SearchSpace = SearchSpace()
     ridge_alpha: float = 3.0
     interval_coverage: float = 0.8
+
+
+def category_prices(listings: pd.DataFrame, min_listings: int = 5) -> dict[str, dict]:
+    """Price quartiles of `listings` by category, by every category prefix ("Women", "Women/Tops") and
+    over all of them ("*")."""
+    if "category_name" not in listings:
+        return {}
+    category = listings["category_name"].fillna("").astype(str)
+    parts = category.str.split("/", n=2, expand=True).reindex(columns=[0, 1, 2]).fillna("")
+    prefixes = [pd.Series("*", index=category.index), parts[0], parts[0] + "/" + parts[1], category]
+    keyed = pd.concat([pd.DataFrame({"key": p, "price": listings["price"].to_numpy()}) for p in prefixes])
+    keyed = keyed[(keyed["key"] != "") & ~keyed["key"].str.endswith("/")]
+    stats = keyed.groupby("key")["price"].describe(percentiles=[0.25, 0.5, 0.75])
+    stats = stats[stats["count"] >= min_listings]
+    return {
+        key: {"listings": int(row["count"]), "p25": row["25%"], "median": row["50%"], "p75": row["75%"]}
+        for key, row in stats.iterrows()
+    }
 
 
 def conformal_half_width(residuals: np.ndarray, coverage: float) -> float:
@@ -145,4 +167,7 @@ def train_price_model(
         "trials": len(tuning.trials),
         "featurizer": featurizer.describe(),
     }
-    return PriceModel(featurizer, ridge, booster, weight, half_width, config.interval_coverage, info), tuning
+    model = PriceModel(
+        featurizer, ridge, booster, weight, half_width, config.interval_coverage, info, category_prices(train)
+    )
+    return model, tuning

@@ -1,0 +1,1 @@
+"""The prediction service: a Litestar app serving the champion (see app.py)."""

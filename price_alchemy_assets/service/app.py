@@ -1,0 +1,294 @@
+"""The Litestar app: suggestions from the champion, hot reload, prediction log, metrics, seller page.
+
+    price-alchemy serve --host 127.0.0.1 --port 8000
+
+Settings come from the environment (see ServiceSettings); the model store is the one the
+pipeline promotes into and batch scoring reads, found the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import pandas as pd
+from litestar import Litestar, Request, Response, get, post
+from litestar.di import Provide
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
+from price_alchemy_assets import __version__, settings
+from price_alchemy_assets.model.store import ModelStore
+from price_alchemy_assets.service.batching import InferenceBatcher
+from price_alchemy_assets.service.champion import ChampionWatcher, ServedModel
+from price_alchemy_assets.service.observability import (
+    MODEL_RELOADS,
+    PREDICTION_LOG_PENDING,
+    PREDICTIONS,
+    SUGGESTED_PRICE,
+    ecs_access_log,
+    start_ecs_logging,
+)
+from price_alchemy_assets.service.prediction_log import PredictionLog
+from price_alchemy_assets.service.schemas import (
+    ExplainedSuggestion,
+    Health,
+    Listing,
+    ListingBatch,
+    ModelInfo,
+    PriceDriverOut,
+    PriceSuggestion,
+    PriceSuggestions,
+    ReloadResult,
+    TypicalPriceOut,
+)
+
+SELLER_PAGE = Path(__file__).with_name("seller_page.html")
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name) or default)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    model_store: str
+    prediction_log_url: str
+    admin_token: str | None = None
+    reload_seconds: float = 2.0
+    max_batch: int = 1000
+
+    @classmethod
+    def from_env(cls) -> ServiceSettings:
+        """PRICE_ALCHEMY_MODEL_STORE (else the data dir's), PRICE_ALCHEMY_PREDICTION_LOG (an SQLAlchemy
+        URL; else an SQLite file in the data dir), PRICE_ALCHEMY_ADMIN_TOKEN, PRICE_ALCHEMY_RELOAD_SECONDS,
+        PRICE_ALCHEMY_MAX_BATCH."""
+        from price_alchemy_assets.resources import model_resources_from_env
+
+        return cls(
+            model_store=str(model_resources_from_env()["model_store"].store().root),
+            prediction_log_url=os.environ.get("PRICE_ALCHEMY_PREDICTION_LOG")
+            or f"sqlite:///{settings.data_dir() / 'predictions.sqlite'}",
+            admin_token=os.environ.get("PRICE_ALCHEMY_ADMIN_TOKEN") or None,
+            reload_seconds=_env_float("PRICE_ALCHEMY_RELOAD_SECONDS", 2.0),
+            max_batch=int(_env_float("PRICE_ALCHEMY_MAX_BATCH", 1000)),
+        )
+
+
+class PriceService:
+    """What the handlers share: the champion, the inference batcher and the prediction log."""
+
+    def __init__(self, config: ServiceSettings) -> None:
+        self.config = config
+        self.champion = ChampionWatcher(
+            ModelStore(config.model_store), config.reload_seconds, on_outcome=lambda o: MODEL_RELOADS.labels(o).inc()
+        )
+        self.batcher = InferenceBatcher(lambda: self.champion.current)
+        self.prediction_log = PredictionLog(config.prediction_log_url)
+
+    async def start(self) -> None:
+        self.prediction_log.start()
+        self.champion.start()
+        await self.batcher.start()
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+        self.champion.stop()
+        self.prediction_log.close()
+
+    def served(self) -> ServedModel:
+        served = self.champion.current
+        if served is None:
+            raise HTTPException(
+                status_code=HTTP_503_SERVICE_UNAVAILABLE,
+                detail=f"no champion loaded yet ({self.champion.last_error}); run `price-alchemy train`",
+            )
+        return served
+
+    async def suggest(self, listings: list[Listing], route: str) -> tuple[list[PriceSuggestion], str]:
+        self.served()
+        started = time.perf_counter()
+        frame = listings_frame(listings)
+        predicted, version = await self.batcher.predict(frame)
+        latency_ms = (time.perf_counter() - started) * 1000
+        suggestions = [
+            PriceSuggestion(round(float(p), 2), round(float(low), 2), round(float(high), 2), version)
+            for p, low, high in predicted[["price", "price_low", "price_high"]].itertuples(index=False)
+        ]
+        self._record(listings, suggestions, route, version, latency_ms)
+        return suggestions, version
+
+    def _record(
+        self, listings: list[Listing], suggestions: list[PriceSuggestion], route: str, version: str, latency_ms: float
+    ) -> None:
+        now, request_id = datetime.now(UTC), str(uuid.uuid4())
+        self.prediction_log.append(
+            [
+                msgspec.structs.asdict(listing)
+                | {
+                    "logged_at": now,
+                    "request_id": request_id,
+                    "route": route,
+                    "model_version": version,
+                    "latency_ms": latency_ms,
+                    "price": suggestion.price,
+                    "price_low": suggestion.price_low,
+                    "price_high": suggestion.price_high,
+                }
+                for listing, suggestion in zip(listings, suggestions, strict=True)
+            ]
+        )
+        PREDICTIONS.labels(version).inc(len(suggestions))
+        for suggestion in suggestions:
+            SUGGESTED_PRICE.observe(suggestion.price)
+
+
+def listings_frame(listings: list[Listing]) -> pd.DataFrame:
+    for number, listing in enumerate(listings):
+        if not listing.name.strip():
+            where = "name" if len(listings) == 1 else f"listings[{number}].name"
+            raise ValidationException(
+                detail=f"{where}: must not be blank", extra=[{"key": where, "message": "must not be blank"}]
+            )
+    return pd.DataFrame([msgspec.structs.asdict(listing) for listing in listings])
+
+
+@post("/predict", summary="Suggest a price and its range for one listing", status_code=HTTP_200_OK)
+async def predict(data: Listing, service: PriceService) -> PriceSuggestion:
+    suggestions, _ = await service.suggest([data], "predict")
+    return suggestions[0]
+
+
+@post("/predict/batch", summary="Suggest prices for several listings", status_code=HTTP_200_OK)
+async def predict_batch(data: ListingBatch, service: PriceService) -> PriceSuggestions:
+    if len(data.listings) > service.config.max_batch:
+        message = f"at most {service.config.max_batch} listings per batch, got {len(data.listings)}"
+        raise ValidationException(detail=f"listings: {message}", extra=[{"key": "listings", "message": message}])
+    suggestions, version = await service.suggest(data.listings, "predict_batch")
+    return PriceSuggestions(suggestions, version)
+
+
+@post("/predict/explain", summary="A suggestion with why: typical category price and price drivers", status_code=200)
+async def predict_explain(data: Listing, service: PriceService) -> ExplainedSuggestion:
+    suggestions, version = await service.suggest([data], "predict_explain")
+    served = service.served()
+    frame = listings_frame([data])
+    drivers = await service.batcher.run_in_inference_thread(served.explainer.drivers, frame)
+    typical = served.explainer.typical_price(data.category_name)
+    return ExplainedSuggestion(
+        suggestions[0],
+        TypicalPriceOut(typical.category, typical.listings, typical.p25, typical.median, typical.p75)
+        if typical
+        else None,
+        [PriceDriverOut(d.feature, round(d.effect * 100, 1)) for d in drivers],
+    )
+
+
+@get("/model", summary="The champion being served and where it came from")
+async def model_info(service: PriceService) -> ModelInfo:
+    served = service.served()
+    record = served.record
+    return ModelInfo(
+        model_version=record.version,
+        promoted_at=record.promoted_at,
+        loaded_at=served.loaded_at,
+        dagster_run_id=record.dagster_run_id,
+        data_version=record.data_version,
+        code_version=record.code_version,
+        mlflow_run_id=record.mlflow_run_id,
+        registered_model_version=record.registered_model_version,
+        training_rows=record.training_rows,
+        metrics={k: float(v) for k, v in record.metrics.items() if isinstance(v, int | float)},
+        interval_coverage=served.model.interval_coverage,
+    )
+
+
+@get("/categories", summary="Categories the champion has typical prices for")
+async def categories(service: PriceService) -> list[str]:
+    return sorted(key for key in service.served().model.category_prices if key.count("/") >= 2)
+
+
+@get("/health", summary="Liveness, the served model and the last reload error")
+async def health(service: PriceService) -> Health:
+    log_stats = service.prediction_log.stats()
+    PREDICTION_LOG_PENDING.set(log_stats["pending"])
+    current = service.champion.current
+    degraded = service.champion.last_error or log_stats["last_error"]
+    return Health(
+        status="degraded" if degraded else "ok",
+        model_version=current.version if current else None,
+        last_reload_error=service.champion.last_error,
+        prediction_log=log_stats,
+    )
+
+
+@get("/ready", summary="200 once a champion is loaded, else 503")
+async def ready(service: PriceService) -> Response[dict]:
+    current = service.champion.current
+    if current is None:
+        return Response({"ready": False, "reason": service.champion.last_error}, status_code=503)
+    return Response({"ready": True, "model_version": current.version})
+
+
+@post("/admin/reload", summary="Load the champion now (needs the admin bearer token)", status_code=HTTP_200_OK)
+async def admin_reload(request: Request, service: PriceService) -> ReloadResult:
+    token = service.config.admin_token
+    if not token:
+        raise PermissionDeniedException(detail="admin reload is off: PRICE_ALCHEMY_ADMIN_TOKEN is not set")
+    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise NotAuthorizedException(detail="a valid 'Authorization: Bearer <token>' header is required")
+    changed = await asyncio.to_thread(service.champion.refresh, True)
+    current = service.champion.current
+    return ReloadResult(current.version if current else None, changed, service.champion.last_error)
+
+
+@get("/", include_in_schema=False, media_type="text/html")
+async def seller_page() -> str:
+    return SELLER_PAGE.read_text()
+
+
+def create_app(config: ServiceSettings | None = None) -> Litestar:
+    config = config or ServiceSettings.from_env()
+    service = PriceService(config)
+    prometheus = PrometheusConfig(app_name="price_alchemy", group_path=True, exclude=["/metrics"])
+    return Litestar(
+        route_handlers=[
+            seller_page,
+            predict,
+            predict_batch,
+            predict_explain,
+            model_info,
+            categories,
+            health,
+            ready,
+            admin_reload,
+            PrometheusController,
+        ],
+        dependencies={"service": Provide(lambda: service, use_cache=True, sync_to_thread=False)},
+        middleware=[prometheus.middleware],
+        on_startup=[service.start],
+        on_shutdown=[service.stop],
+        openapi_config=OpenAPIConfig(title="Price Alchemy", version=__version__, path="/schema"),
+        request_max_body_size=16 * 1024 * 1024,
+    )
+
+
+def asgi_app():
+    """uvicorn's factory: the app from the environment, wrapped in the ECS access log."""
+    start_ecs_logging()
+    return ecs_access_log(create_app())

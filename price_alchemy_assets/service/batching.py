@@ -1,0 +1,85 @@
+"""Coalesces concurrent prediction requests into one model call, off the event loop.
+
+Featurizing and predicting one listing costs about as much fixed overhead as featurizing a
+few dozen, so while one batch runs on the inference thread the requests that arrive meanwhile
+queue up and go together in the next call. No request waits for a timer: an idle service
+answers a lone request at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pandas as pd
+
+from price_alchemy_assets.service.champion import ServedModel
+
+
+@dataclass
+class _Job:
+    frame: pd.DataFrame
+    future: asyncio.Future
+
+
+class InferenceBatcher:
+    def __init__(self, current_model: Callable[[], ServedModel | None], max_listings: int = 2048) -> None:
+        self.current_model, self.max_listings = current_model, max_listings
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._worker: asyncio.Task | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._worker = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._worker:
+            self._worker.cancel()
+        self._executor.shutdown(wait=True)
+
+    async def predict(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+        """Suggestions for `frame`'s listings (index kept) and the version of the model that made them."""
+        job = _Job(frame, asyncio.get_running_loop().create_future())
+        await self._queue.put(job)
+        return await job.future
+
+    async def run_in_inference_thread(self, function: Callable, *args):
+        """Other model work (explanations) on the same thread, so it never races a batch."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await self._queue.get()]
+            rows = len(jobs[0].frame)
+            while not self._queue.empty() and rows < self.max_listings:
+                jobs.append(self._queue.get_nowait())
+                rows += len(jobs[-1].frame)
+            served = self.current_model()
+            try:
+                if served is None:
+                    raise RuntimeError("no champion loaded")
+                frames = [job.frame for job in jobs]
+                predicted = await loop.run_in_executor(self._executor, _predict_all, served, frames)
+            except Exception as error:  # the callers see the failure; the batcher keeps going
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(error)
+                continue
+            for job, result in zip(jobs, predicted, strict=True):
+                if not job.future.done():
+                    job.future.set_result((result, served.version))
+
+
+def _predict_all(served: ServedModel, frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    combined = pd.concat(frames, ignore_index=True)
+    predicted = served.model.predict(combined)
+    results, start = [], 0
+    for frame in frames:
+        part = predicted.iloc[start : start + len(frame)]
+        results.append(part.set_axis(frame.index))
+        start += len(frame)
+    return results

@@ -1,0 +1,96 @@
+"""Follows the model store's champion pointer and swaps in new champions without a restart.
+
+Loading happens on a background thread (or the admin reload), never on a request; the served
+model is one immutable `ServedModel` replaced by a single reference assignment, so a request
+sees the old champion or the new one. A pointer to a missing or broken bundle keeps the old
+model serving and is reported as `last_error` until a good champion appears.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from price_alchemy_assets.model.bundle import PriceModel
+from price_alchemy_assets.model.explain import PriceExplainer
+from price_alchemy_assets.model.store import ChampionRecord, ModelStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    record: ChampionRecord
+    model: PriceModel
+    loaded_at: str
+    explainer: PriceExplainer = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "explainer", PriceExplainer(self.model))
+
+    @property
+    def version(self) -> str:
+        return self.record.version
+
+
+class ChampionWatcher:
+    def __init__(
+        self, store: ModelStore, poll_seconds: float = 2.0, on_outcome: Callable[[str], None] | None = None
+    ) -> None:
+        """`on_outcome` hears "loaded" or "failed" for each load attempt (for metrics)."""
+        self.store, self.poll_seconds = store, poll_seconds
+        self.on_outcome = on_outcome or (lambda outcome: None)
+        self.current: ServedModel | None = None
+        self.last_error: str | None = None
+        self._failed_pointer: ChampionRecord | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self, force: bool = False) -> bool:
+        """Load the champion if the pointer names another one; True when the served model changed.
+
+        A pointer that already failed is not retried until it changes, unless `force`."""
+        with self._lock:
+            try:
+                record = self.store.champion()
+            except Exception as error:  # a torn or hand-edited pointer must not stop serving
+                self.last_error = f"{self.store.root / 'champion.json'}: {error}"
+                return False
+            if record is None:
+                self.last_error = None if self.current else f"no champion in {self.store.root} yet"
+                return False
+            if self.current and record == self.current.record:
+                return False
+            if record == self._failed_pointer and not force:
+                return False
+            try:
+                model = PriceModel.load(record.model_path)
+            except Exception as error:  # any unreadable bundle keeps the old model serving
+                self._failed_pointer = record
+                self.last_error = f"champion {record.version} at {record.model_path} not loaded: {error}"
+                log.error(self.last_error)
+                self.on_outcome("failed")
+                return False
+            self.current = ServedModel(record, model, datetime.now(UTC).isoformat(timespec="seconds"))
+            self._failed_pointer, self.last_error = None, None
+            log.info("serving champion %s", record.version)
+            self.on_outcome("loaded")
+            return True
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._watch, name="champion-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            self.refresh()

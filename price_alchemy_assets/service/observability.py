@@ -1,0 +1,106 @@
+"""Operational signals: one ECS JSON log line per request, and Prometheus metrics.
+
+The log lines follow Elastic Common Schema field names so Filebeat or Logstash can ship them to
+Elasticsearch unchanged (deploy/ has that pipeline). They go through a queue to a listener
+thread, so a slow stdout never holds up a response.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import queue
+import sys
+import time
+from datetime import UTC, datetime
+
+from prometheus_client import Counter, Gauge, Histogram
+
+ECS_VERSION = "8.11.0"
+SERVICE_NAME = "price-alchemy"
+
+PREDICTIONS = Counter("price_alchemy_predictions", "Listings priced, by model version", ["model_version"])
+SUGGESTED_PRICE = Histogram(
+    "price_alchemy_suggested_price_usd",
+    "Suggested prices in USD",
+    buckets=(1, 3, 5, 8, 10, 15, 20, 30, 50, 75, 100, 150, 250, 500, 1000, 2500),
+)
+MODEL_RELOADS = Counter("price_alchemy_model_reloads", "Champion reloads, by outcome", ["outcome"])
+PREDICTION_LOG_PENDING = Gauge("price_alchemy_prediction_log_pending", "Predictions waiting to be written")
+
+access_log = logging.getLogger("price_alchemy.access")
+
+
+class EcsJsonFormatter(logging.Formatter):
+    """A record as one ECS JSON line; `record.ecs` (a dict of ECS objects) is merged in."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document = {
+            "@timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "log.level": record.levelname.lower(),
+            "message": record.getMessage(),
+            "ecs.version": ECS_VERSION,
+            "log": {"logger": record.name},
+            "service": {"name": SERVICE_NAME},
+            "process": {"pid": record.process},
+        }
+        document.update(getattr(record, "ecs", {}))
+        if record.exc_info:
+            document["error"] = {"message": str(record.exc_info[1]), "type": record.exc_info[0].__name__}
+        return json.dumps(document, default=str)
+
+
+def start_ecs_logging(level: int = logging.INFO) -> logging.handlers.QueueListener:
+    """Route the service's loggers through a queue to one JSON-lines handler on stdout."""
+    records: queue.SimpleQueue = queue.SimpleQueue()
+    output = logging.StreamHandler(sys.stdout)
+    output.setFormatter(EcsJsonFormatter())
+    listener = logging.handlers.QueueListener(records, output)
+    listener.start()
+    for name in ("price_alchemy", "price_alchemy_assets", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers = [logging.handlers.QueueHandler(records)]
+        logger.setLevel(level)
+        logger.propagate = False
+    return listener
+
+
+def ecs_access_log(app):
+    """ASGI middleware: after each HTTP request, one access line with method, path, status and duration."""
+
+    async def middleware(scope, receive, send):
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        started, status = time.perf_counter_ns(), 500
+
+        async def send_and_note_status(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_and_note_status)
+        finally:
+            duration = time.perf_counter_ns() - started
+            headers = dict(scope.get("headers") or [])
+            client = scope.get("client") or ("", 0)
+            access_log.info(
+                "%s %s %d",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "ecs": {
+                        "event": {"kind": "event", "category": ["web"], "duration": duration},
+                        "http": {"request": {"method": scope["method"]}, "response": {"status_code": status}},
+                        "url": {"path": scope["path"], "query": scope.get("query_string", b"").decode("latin-1")},
+                        "client": {"ip": client[0], "port": client[1]},
+                        "user_agent": {"original": headers.get(b"user-agent", b"").decode("latin-1")},
+                    }
+                },
+            )
+
+    return middleware

@@ -1,0 +1,151 @@
+"""The prediction log: every suggestion the service made (input fields, output, model version,
+time, latency), for monitoring and the drift sensor.
+
+Requests only put rows on an in-memory queue; one writer thread inserts them in batches. By
+default the store is an SQLite file in WAL mode (one writer, any number of concurrent
+readers); in production a PostgreSQL URL. `close()` writes everything still queued, so a clean
+shutdown loses nothing. If the database is unavailable the rows wait and are retried; past
+`max_pending` the oldest are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("request_id", sa.String(36), nullable=False),
+    sa.Column("route", sa.String(40), nullable=False),
+    sa.Column("model_version", sa.String(100), nullable=False, index=True),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("item_condition_id", sa.Integer, nullable=False),
+    sa.Column("category_name", sa.Text),
+    sa.Column("brand_name", sa.Text),
+    sa.Column("shipping", sa.Integer, nullable=False),
+    sa.Column("item_description", sa.Text),
+    sa.Column("price", sa.Float, nullable=False),
+    sa.Column("price_low", sa.Float, nullable=False),
+    sa.Column("price_high", sa.Float, nullable=False),
+)
+
+
+def prediction_log_engine(url: str) -> sa.Engine:
+    """An engine for `url`; SQLite files get WAL so readers never block the writer."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _wal(connection, _record) -> None:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class PredictionLog:
+    def __init__(
+        self, url: str, batch_rows: int = 1000, flush_seconds: float = 0.5, max_pending: int = 200_000
+    ) -> None:
+        """`flush_seconds`: how long the writer waits for rows before looking again (and for
+        retrying a failed write)."""
+        self.url, self.batch_rows, self.flush_seconds, self.max_pending = url, batch_rows, flush_seconds, max_pending
+        self.engine = prediction_log_engine(url)
+        self._queue: queue.SimpleQueue[list[dict] | None] = queue.SimpleQueue()
+        self._pending: deque[dict] = deque()
+        self.written = self.dropped = 0
+        self.last_error: str | None = None
+        self._schema_ready = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Create the table and start the writer. An unreachable database does not stop the
+        service from starting: the writer creates the table when it can (see `stats`)."""
+        try:
+            metadata.create_all(self.engine)
+            self._schema_ready = True
+        except sa.exc.SQLAlchemyError as error:
+            self.last_error = f"{type(error).__name__}: {error}".splitlines()[0]
+        self._thread = threading.Thread(target=self._write_loop, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def append(self, rows: list[dict]) -> None:
+        """Cheap and non-blocking: called on the request path."""
+        self._queue.put(rows)
+
+    def close(self) -> None:
+        """Write everything queued, then stop the writer."""
+        if self._thread:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self.engine.dispose()
+
+    def stats(self) -> dict[str, int | str | None]:
+        return {
+            "written": self.written,
+            "pending": len(self._pending) + self._queue.qsize(),
+            "dropped": self.dropped,
+            "last_error": self.last_error,
+        }
+
+    def _write_loop(self) -> None:
+        """Wait for rows, take everything queued, write it in batches; rows that arrive during a
+        write make the next batch."""
+        closing = False
+        while not closing:
+            try:
+                items = [self._queue.get(timeout=self.flush_seconds)]
+            except queue.Empty:
+                items = []
+            while not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            for item in items:
+                if item is None:
+                    closing = True
+                else:
+                    self._pending.extend(item)
+            self._flush(retry_until_written=closing)
+            if self._pending and not closing:
+                time.sleep(self.flush_seconds)  # the database is away: back off before retrying
+
+    def _flush(self, retry_until_written: bool) -> None:
+        attempts = 0
+        while self._pending:
+            batch = [self._pending[i] for i in range(min(self.batch_rows, len(self._pending)))]
+            try:
+                if not self._schema_ready:
+                    metadata.create_all(self.engine)
+                    self._schema_ready = True
+                with self.engine.begin() as connection:
+                    connection.execute(predictions.insert(), batch)
+            except sa.exc.SQLAlchemyError as error:
+                self.last_error = f"{type(error).__name__}: {error}".splitlines()[0]
+                log.warning("prediction log write failed, %d rows waiting: %s", len(self._pending), self.last_error)
+                while len(self._pending) > self.max_pending:
+                    self._pending.popleft()
+                    self.dropped += 1
+                attempts += 1
+                if not retry_until_written or attempts >= 5:
+                    return
+                time.sleep(1.0)
+                continue
+            for _ in batch:
+                self._pending.popleft()
+            self.written += len(batch)
+            self.last_error = None

@@ -1,0 +1,90 @@
+"""What the service accepts and answers, as msgspec structs: Litestar validates requests against
+them (unknown fields, wrong types and out-of-range values are a 400 naming the field) and
+publishes them in the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+MAX_NAME_CHARS = 200
+MAX_CATEGORY_CHARS = 200
+MAX_BRAND_CHARS = 100
+MAX_DESCRIPTION_CHARS = 10_000
+
+
+class Listing(msgspec.Struct, forbid_unknown_fields=True):
+    """One listing, as a seller enters it."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS, description="listing title")]
+    item_condition_id: Annotated[int, msgspec.Meta(ge=1, le=5, description="1 = new ... 5 = poor")]
+    shipping: Annotated[int, msgspec.Meta(ge=0, le=1, description="1 = seller pays shipping, 0 = buyer pays")]
+    category_name: (
+        Annotated[str, msgspec.Meta(max_length=MAX_CATEGORY_CHARS, examples=["Women/Tops & Blouses/T-Shirts"])] | None
+    ) = None
+    brand_name: Annotated[str, msgspec.Meta(max_length=MAX_BRAND_CHARS)] | None = None
+    item_description: Annotated[str, msgspec.Meta(max_length=MAX_DESCRIPTION_CHARS)] | None = None
+
+
+class ListingBatch(msgspec.Struct, forbid_unknown_fields=True):
+    listings: Annotated[list[Listing], msgspec.Meta(min_length=1)]
+
+
+class PriceSuggestion(msgspec.Struct):
+    price: float
+    price_low: float
+    price_high: float
+    model_version: str
+    currency: str = "USD"
+
+
+class PriceSuggestions(msgspec.Struct):
+    predictions: list[PriceSuggestion]
+    model_version: str
+
+
+class PriceDriverOut(msgspec.Struct):
+    feature: str
+    effect_percent: float
+
+
+class TypicalPriceOut(msgspec.Struct):
+    category: str
+    listings: int
+    p25: float
+    median: float
+    p75: float
+
+
+class ExplainedSuggestion(msgspec.Struct):
+    suggestion: PriceSuggestion
+    typical_price: TypicalPriceOut | None
+    drivers: list[PriceDriverOut]
+
+
+class ModelInfo(msgspec.Struct):
+    model_version: str
+    promoted_at: str
+    loaded_at: str
+    dagster_run_id: str
+    data_version: str
+    code_version: str
+    mlflow_run_id: str
+    registered_model_version: str
+    training_rows: int
+    metrics: dict[str, float]
+    interval_coverage: float
+
+
+class Health(msgspec.Struct):
+    status: str
+    model_version: str | None
+    last_reload_error: str | None
+    prediction_log: dict[str, int | str | None]
+
+
+class ReloadResult(msgspec.Struct):
+    model_version: str | None
+    changed: bool
+    error: str | None

@@ -1,0 +1,288 @@
+"""The prediction service as its users meet it: the real `price-alchemy serve` on 127.0.0.1,
+valid and invalid requests, hot reload under load, a corrupt bundle, the prediction log, the
+seller page in headless Chromium, and schemathesis against the OpenAPI schema."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from price_alchemy_assets.model.store import ChampionRecord, ModelStore, now_iso
+
+from .conftest import REPO, require_service
+from .serving import ADMIN_TOKEN, running_service, stop_service, train_champion
+
+CHROMIUM = Path(os.environ.get("PRICE_ALCHEMY_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = Path(os.environ.get("PRICE_ALCHEMY_TEST_ARTIFACTS", REPO / "test-artifacts"))
+LISTING = {
+    "name": "Nike running shoes size 9",
+    "item_condition_id": 2,
+    "shipping": 1,
+    "category_name": "Men/Shoes/Athletic",
+    "brand_name": "Nike",
+    "item_description": "worn twice, like new",
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> ModelStore:
+    """A store with champion v1 and a trained, not yet promoted v2."""
+    store = ModelStore(tmp_path_factory.mktemp("store"))
+    train_champion(store, "v1", seed=21)
+    train_champion(store, "v2", seed=22, promote=False)
+    return store
+
+
+@pytest.fixture(scope="module")
+def service(store, tmp_path_factory):
+    with running_service(store.root, tmp_path_factory.mktemp("service")) as running:
+        yield running
+
+
+def promote(store: ModelStore, version: str, model_path: Path | None = None) -> None:
+    store.promote(ChampionRecord(version, str(model_path or store.version_path(version)), now_iso()))
+
+
+def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_suggests_a_price_with_its_range_and_provenance(service):
+    with service.client() as client:
+        suggestion = client.post("/predict", json=LISTING).json()
+        assert suggestion["price_low"] <= suggestion["price"] <= suggestion["price_high"]
+        assert suggestion["price"] == round(suggestion["price"], 2) and suggestion["currency"] == "USD"
+        assert suggestion["model_version"] == "v1"
+
+        batch = client.post("/predict/batch", json={"listings": [LISTING, {**LISTING, "item_condition_id": 5}]})
+        assert batch.status_code == 200
+        assert [p["model_version"] for p in batch.json()["predictions"]] == ["v1", "v1"]
+        assert batch.json()["predictions"][0]["price"] == suggestion["price"]
+
+        model = client.get("/model").json()
+        assert model["model_version"] == "v1" and model["training_rows"] > 1000
+        assert 0 < model["metrics"]["rmsle"] < 1 and model["interval_coverage"] == 0.8
+
+        explained = client.post("/predict/explain", json=LISTING).json()
+        assert explained["suggestion"]["price"] == suggestion["price"]
+        assert explained["typical_price"]["category"].startswith("Men") and explained["typical_price"]["listings"] > 0
+        assert explained["drivers"] and all(isinstance(d["effect_percent"], float) for d in explained["drivers"])
+
+        assert client.get("/health").json()["status"] == "ok"
+        assert client.get("/ready").json() == {"ready": True, "model_version": "v1"}
+        schema = client.get("/schema/openapi.json").json()
+        assert {"/predict", "/predict/batch", "/model", "/health", "/ready"} <= set(schema["paths"])
+        assert "<form" in client.get("/").text
+
+        metrics = client.get("/metrics").text
+        assert 'price_alchemy_predictions_total{model_version="v1"}' in metrics
+        assert "price_alchemy_suggested_price_usd_bucket" in metrics
+        route_labels = 'app_name="price_alchemy",method="POST",path="/predict",status_code="200"'
+        assert f"litestar_requests_total{{{route_labels}}}" in metrics
+        assert 'litestar_request_duration_seconds_bucket{app_name="price_alchemy"' in metrics
+
+
+def test_every_request_is_one_ecs_json_log_line(service):
+    with service.client() as client:
+        client.post("/predict", json=LISTING, headers={"user-agent": "ecs-probe"})
+    line = wait_for(
+        lambda: next((json.loads(x) for x in service.output().splitlines() if "ecs-probe" in x), None),
+        what="access log line",
+    )
+    assert line["ecs.version"] and line["@timestamp"] and line["log.level"] == "info"
+    assert line["http"]["request"]["method"] == "POST" and line["http"]["response"]["status_code"] == 200
+    assert line["url"]["path"] == "/predict" and line["event"]["duration"] > 0
+
+
+BAD_REQUESTS = [
+    ({**LISTING, "name": 5}, "name"),
+    ({**LISTING, "name": ""}, "name"),
+    ({**LISTING, "name": "   "}, "name"),
+    ({**LISTING, "name": "x" * 201}, "name"),
+    ({**LISTING, "item_condition_id": 0}, "item_condition_id"),
+    ({**LISTING, "item_condition_id": 6}, "item_condition_id"),
+    ({**LISTING, "item_condition_id": "new"}, "item_condition_id"),
+    ({**LISTING, "item_condition_id": 2.5}, "item_condition_id"),
+    ({**LISTING, "shipping": 2}, "shipping"),
+    ({**LISTING, "shipping": True}, "shipping"),
+    ({**LISTING, "item_description": "x" * 10_001}, "item_description"),
+    ({**LISTING, "brand_name": ["Nike"]}, "brand_name"),
+    ({**LISTING, "colour": "red"}, "colour"),
+    ({k: v for k, v in LISTING.items() if k != "name"}, "name"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_REQUESTS, ids=[f"{f}-{i}" for i, (_, f) in enumerate(BAD_REQUESTS)])
+def test_bad_listing_is_a_400_naming_the_field(service, body, field):
+    with service.client() as client:
+        for route, payload in (("/predict", body), ("/predict/batch", {"listings": [LISTING, body]})):
+            response = client.post(route, json=payload)
+            assert response.status_code == 400, (route, response.text)
+            assert field in response.text, (route, response.text)
+
+
+def test_bad_batches_and_bodies_are_4xx(service):
+    with service.client() as client:
+        too_many = client.post("/predict/batch", json={"listings": [LISTING] * 1001})
+        assert too_many.status_code == 400 and "at most 1000 listings" in too_many.text
+        assert "listings" in client.post("/predict/batch", json={"listings": []}).text
+        assert client.post("/predict/batch", json={"listings": []}).status_code == 400
+        not_json = client.post("/predict", content=b"{not json", headers={"content-type": "application/json"})
+        assert not_json.status_code == 400
+        huge = client.post("/predict", content=b"x" * (17 * 1024 * 1024), headers={"content-type": "application/json"})
+        assert huge.status_code == 413
+        assert client.get("/nowhere").status_code == 404
+        assert client.get("/health").json()["status"] == "ok"  # nothing above hurt the service
+
+
+def test_admin_reload_needs_the_token(service):
+    with service.client() as client:
+        assert client.post("/admin/reload").status_code == 401
+        assert client.post("/admin/reload", headers={"authorization": "Bearer wrong"}).status_code == 401
+        done = client.post("/admin/reload", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+        assert done.status_code == 200 and done.json()["error"] is None
+
+
+def test_promotion_is_picked_up_under_load_without_a_failed_request(service, store):
+    failures, versions, stop = [], [], threading.Event()
+
+    def hammer() -> None:
+        with service.client() as client:
+            while not stop.is_set():
+                try:
+                    response = client.post("/predict", json=LISTING)
+                    if response.status_code != 200:
+                        failures.append(response.text)
+                    else:
+                        versions.append(response.json()["model_version"])
+                except httpx.HTTPError as error:
+                    failures.append(repr(error))
+
+    workers = [threading.Thread(target=hammer) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        wait_for(lambda: len(versions) > 20, what="requests before the promotion")
+        promote(store, "v2")
+        with service.client() as client:
+            wait_for(lambda: client.get("/model").json()["model_version"] == "v2", what="v2 to be served")
+        served_v2 = len(versions)
+        wait_for(lambda: len(versions) > served_v2 + 20, what="requests after the promotion")
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert failures == []
+    assert versions[0] == "v1" and versions[-1] == "v2"
+    assert versions.index("v2") > 0 and "v1" not in versions[versions.index("v2") + 50 :]
+
+
+def test_a_corrupt_champion_keeps_the_old_model_serving(service, store):
+    with service.client() as client:
+        before = client.get("/model").json()["model_version"]
+        broken = store.root / "models" / "broken"
+        shutil.copytree(store.version_path(before), broken)
+        (broken / "lightgbm.txt").write_text("this is not a LightGBM model")
+        promote(store, "broken")
+        health = wait_for(
+            lambda: (h := client.get("/health").json())["status"] == "degraded" and h, what="degraded health"
+        )
+        assert "broken" in health["last_reload_error"] and health["model_version"] == before
+        assert client.post("/predict", json=LISTING).json()["model_version"] == before
+        assert client.get("/ready").status_code == 200
+        forced = client.post("/admin/reload", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+        assert forced["changed"] is False and "broken" in forced["error"]
+
+        promote(store, "missing", store.root / "models" / "missing")
+        wait_for(lambda: "missing" in (client.get("/health").json()["last_reload_error"] or ""), what="missing bundle")
+        assert client.post("/predict", json=LISTING).json()["model_version"] == before
+
+        promote(store, before)
+        wait_for(lambda: client.get("/health").json()["status"] == "ok", what="health back to ok")
+
+
+def test_prediction_log_holds_every_request_after_a_clean_shutdown(store, tmp_path):
+    with running_service(store.root, tmp_path) as service, service.client() as client:
+        for _ in range(40):
+            assert client.post("/predict", json=LISTING).status_code == 200
+        assert client.post("/predict/batch", json={"listings": [LISTING] * 25}).status_code == 200
+        assert client.post("/predict/explain", json=LISTING).status_code == 200
+        assert client.post("/predict", json={**LISTING, "shipping": 3}).status_code == 400
+        reader = sqlite3.connect(service.prediction_log)  # a concurrent reader while the service writes
+        reader.execute("SELECT count(*) FROM predictions").fetchone()
+        assert stop_service(service.process) == 0
+    rows = reader.execute("SELECT route, model_version, latency_ms, name, shipping, price FROM predictions").fetchall()
+    reader.close()
+    routes = [row[0] for row in rows]
+    assert len(rows) == 66 and routes.count("predict") == 40 and routes.count("predict_batch") == 25
+    assert all(row[2] > 0 and row[3] == LISTING["name"] and row[4] == 1 and row[5] > 0 for row in rows)
+
+
+def test_seller_page_in_headless_chromium(service):
+    if not CHROMIUM.is_file():
+        require_service(f"Chromium not found at {CHROMIUM} (scripts/setup.sh --test installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(service.url + "/")
+        page.fill("#name", LISTING["name"])
+        page.select_option("#item_condition_id", "2")
+        page.fill("#category_name", LISTING["category_name"])
+        page.fill("#brand_name", LISTING["brand_name"])
+        page.fill("#item_description", LISTING["item_description"])
+        page.click("#suggest")
+        page.wait_for_selector("#result:not([hidden])")
+        assert page.text_content("#price").startswith("$")
+        assert "Likely range: $" in page.text_content("#range")
+        assert "Typical price in Men" in page.text_content("#typical")
+        assert page.locator("#drivers li").count() > 0
+        page.screenshot(path=str(ARTIFACTS / "seller-page.png"), full_page=True)
+
+        page.fill("#name", "   ")
+        page.click("#suggest")
+        page.wait_for_selector("#error:not([hidden])")
+        assert "name" in page.text_content("#error") and page.is_hidden("#result")
+        browser.close()
+
+
+def test_schemathesis_finds_no_server_error(service, tmp_path):
+    schemathesis = Path(sys.executable).with_name("schemathesis")
+    result = subprocess.run(
+        [
+            str(schemathesis),
+            "run",
+            f"{service.url}/schema/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "40",
+            "--generation-deterministic",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    with service.client() as client:
+        assert client.get("/health").json()["model_version"]
