@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "data"
 
+from price_alchemy_assets.listings.columns import SELLER_FIELDS  # noqa: E402
 from price_alchemy_assets.listings.files import ListingsFile  # noqa: E402
 from price_alchemy_assets.model.bundle import TrainingConfig, train_price_model  # noqa: E402
 from price_alchemy_assets.model.metrics import price_metrics  # noqa: E402
@@ -42,11 +43,10 @@ from price_alchemy_assets.model.tuning import TuningBudget  # noqa: E402
 from price_alchemy_tests.serving import running_service  # noqa: E402
 from price_alchemy_tests.test_model_pieces import market  # noqa: E402
 
-LISTING_FIELDS = ["name", "item_condition_id", "category_name", "brand_name", "shipping", "item_description"]
-
 
 def read_listings(path: Path) -> pd.DataFrame:
-    return pd.concat(ListingsFile(path).chunks())
+    with ListingsFile(path) as listings:
+        return pd.concat(listings.chunks(), ignore_index=True)
 
 
 def champion_into(store: ModelStore) -> tuple[ChampionRecord, str]:
@@ -77,7 +77,7 @@ def champion_into(store: ModelStore) -> tuple[ChampionRecord, str]:
 def request_bodies(count: int) -> list[dict]:
     genuine = SHARED / "mercari_test_sample.tsv"
     frame = read_listings(genuine) if genuine.is_file() else market(count, seed=4)
-    frame = frame[LISTING_FIELDS].head(count)
+    frame = frame[list(SELLER_FIELDS)].head(count)
     bodies = []
     for row in frame.itertuples(index=False):
         body = {

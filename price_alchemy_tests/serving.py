@@ -67,7 +67,9 @@ class RunningService:
 
 
 @contextmanager
-def running_service(store_root: Path, workdir: Path, reload_seconds: float = 0.3) -> Iterator[RunningService]:
+def running_service(
+    store_root: Path, workdir: Path, reload_seconds: float = 0.3, extra_env: dict[str, str] | None = None
+) -> Iterator[RunningService]:
     """`price-alchemy serve` as a user starts it; stopped with SIGINT (a clean shutdown) afterwards."""
     port = free_port()
     prediction_log = workdir / "predictions.sqlite"
@@ -81,6 +83,7 @@ def running_service(store_root: Path, workdir: Path, reload_seconds: float = 0.3
         "PRICE_ALCHEMY_ADMIN_TOKEN": ADMIN_TOKEN,
         "PRICE_ALCHEMY_RELOAD_SECONDS": str(reload_seconds),
         "PRICE_ALCHEMY_MAX_BATCH": "1000",
+        **(extra_env or {}),
     }
     cli = Path(sys.executable).with_name("price-alchemy")
     with open(log_path, "w") as log:

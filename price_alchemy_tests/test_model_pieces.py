@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from price_alchemy_assets.listings.synthetic import MarketplaceSynthesizer
+from price_alchemy_assets.model import features
 from price_alchemy_assets.model.baseline import RulesBaseline
 from price_alchemy_assets.model.features import ListingFeaturizer
 from price_alchemy_assets.model.metrics import price_metrics, rmsle
@@ -85,3 +86,18 @@ def test_price_metrics_on_known_values():
     assert metrics["rmsle"] == 0 and metrics["mae"] == 0 and metrics["r2_log"] == 1
     assert metrics["coverage"] == 0.5 and metrics["median_width"] == 7.5
     assert rmsle([np.e - 1], [0]) == pytest.approx(1.0)
+
+
+def test_featurizer_lookup_matches_the_fitted_encoder_and_rows_featurize_alone_as_in_a_batch():
+    featurizer = ListingFeaturizer().fit(market(3_000, seed=2))
+    other = market(400, seed=3)
+    other.loc[:40, "brand_name"] = "A Brand Never Seen"
+    other.loc[41:60, "category_name"] = "New/Deep/Category/Path"
+    other.loc[61:70, "category_name"] = None
+    other.loc[71:75, "category_name"] = "Single"
+    categorical = features._categorical(other)
+    expected = featurizer.encoder_.transform(pd.DataFrame(categorical))
+    assert (featurizer.onehot_.transform(categorical) != expected).nnz == 0
+    batch = featurizer.transform(other)
+    for row in (0, 45, 65, 72, len(other) - 1):
+        assert (featurizer.transform(other.iloc[[row]]) != batch[row]).nnz == 0

@@ -20,6 +20,9 @@ LISTING_FIELDS = (
 )
 """The fields a seller fills in, plus the price (absent in unlabelled files)."""
 
+SELLER_FIELDS = tuple(field for field in LISTING_FIELDS if field != "price")
+"""What a seller enters and the model reads: a listing without its price."""
+
 WAREHOUSE_COLUMNS: dict[str, str] = {
     "listing_id": "string",
     "name": "string",

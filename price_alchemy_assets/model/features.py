@@ -43,46 +43,101 @@ class FeaturizerConfig:
     min_category_count: int = 2
 
 
-def _text(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    name = frame["name"].fillna("").astype(str)
-    brand = frame["brand_name"].fillna("").astype(str)
-    description = frame["item_description"].fillna("").astype(str).replace(NO_DESCRIPTION, "")
-    return name + " " + brand, description
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
-def _categorical(frame: pd.DataFrame) -> pd.DataFrame:
-    category = frame["category_name"].fillna("(none)").astype(str)
-    levels = category.str.split("/", n=2, expand=True).reindex(columns=[0, 1], fill_value="(none)").fillna("(none)")
-    return pd.DataFrame(
-        {
-            "brand_name": frame["brand_name"].fillna("(none)").astype(str),
-            "category_name": category,
-            "category_1": levels[0],
-            "category_2": levels[0] + "/" + levels[1],
-            "item_condition_id": frame["item_condition_id"].astype("int64").astype(str),
-            "shipping": frame["shipping"].astype("int64").astype(str),
-        }
-    )
+def _strings(values, missing: str) -> list[str]:
+    return [missing if _missing(v) else v if isinstance(v, str) else str(v) for v in values]
 
 
-def _engineered(frame: pd.DataFrame, name: pd.Series, description: pd.Series) -> pd.DataFrame:
-    """`name` and `description` as _text made them for the vectorizers, so the text is built once."""
-    everything = name + " " + description
-    bundle = everything.str.extract(_BUNDLE, expand=False).astype("float64").fillna(1.0)
-    storage = everything.str.extract(_STORAGE, expand=False).astype("float64").fillna(0.0)
-    return pd.DataFrame(
-        {
-            "name_chars": np.log1p(frame["name"].fillna("").str.len()),
-            "description_chars": np.log1p(description.str.len()),
-            "description_words": np.log1p(description.str.split().str.len().fillna(0)),
-            "has_description": (description != "").astype("float64"),
-            "has_brand": frame["brand_name"].notna().astype("float64"),
-            "new_with_tags": everything.str.contains(_NEW_WITH_TAGS).astype("float64"),
-            "bundle_size": np.log(bundle.clip(1, 20)),
-            "storage_gb": np.log2(storage.clip(0, 4096) + 1) / 12,
-        },
-        index=frame.index,
-    )
+def _text(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Name + brand, and the description ("No description yet" counts as none), per listing."""
+    names, brands = _strings(frame["name"], ""), _strings(frame["brand_name"], "")
+    descriptions = ["" if d == NO_DESCRIPTION else d for d in _strings(frame["item_description"], "")]
+    return [f"{n} {b}" for n, b in zip(names, brands, strict=True)], descriptions
+
+
+def _categorical(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Column -> values for the one-hot encoder: brand, category path, its first one and two levels,
+    condition and shipping. Plain lists: per call this is cheap at one listing and at a million."""
+    categories = _strings(frame["category_name"], "(none)")
+    first, second = [], []
+    for category in categories:
+        parts = category.split("/", 2)
+        first.append(parts[0])
+        second.append(f"{parts[0]}/{parts[1] if len(parts) > 1 else '(none)'}")
+    return {
+        "brand_name": _strings(frame["brand_name"], "(none)"),
+        "category_name": categories,
+        "category_1": first,
+        "category_2": second,
+        "item_condition_id": [str(int(v)) for v in frame["item_condition_id"]],
+        "shipping": [str(int(v)) for v in frame["shipping"]],
+    }
+
+
+def _first_number(pattern: re.Pattern, texts: list[str], default: float) -> np.ndarray:
+    found = (pattern.search(text) for text in texts)
+    return np.array([float(match.group(1)) if match else default for match in found], dtype=np.float64)
+
+
+def _engineered(frame: pd.DataFrame, name: list[str], description: list[str]) -> np.ndarray:
+    """`name` and `description` as _text made them for the vectorizers, so the text is built once.
+    One row per listing, one column per ENGINEERED entry."""
+    everything = [f"{n} {d}" for n, d in zip(name, description, strict=True)]
+    bundle = _first_number(_BUNDLE, everything, 1.0)
+    storage = _first_number(_STORAGE, everything, 0.0)
+    columns = [
+        np.log1p([len(n) for n in _strings(frame["name"], "")]),
+        np.log1p([len(d) for d in description]),
+        np.log1p([len(d.split()) for d in description]),
+        np.array([d != "" for d in description], dtype=np.float64),
+        np.array([not _missing(b) for b in frame["brand_name"]], dtype=np.float64),
+        np.array([_NEW_WITH_TAGS.search(text) is not None for text in everything], dtype=np.float64),
+        np.log(bundle.clip(1, 20)),
+        np.log2(storage.clip(0, 4096) + 1) / 12,
+    ]
+    return np.column_stack(columns).astype(np.float32) if everything else np.zeros((0, len(ENGINEERED)), np.float32)
+
+
+class OneHotLookup:
+    """The fitted OneHotEncoder's mapping as dictionaries: same columns, without sklearn's per-call
+    checks, which cost milliseconds even for one listing (the service scores one at a time)."""
+
+    def __init__(self, encoder: OneHotEncoder, columns: list[str]):
+        self.columns = columns
+        self.width = len(encoder.get_feature_names_out())
+        longest = max(len(c) for c in encoder.categories_)
+        probe = pd.DataFrame(
+            {
+                column: [categories[min(k, len(categories) - 1)] for k in range(longest)]
+                for column, categories in zip(columns, encoder.categories_, strict=True)
+            }
+        )
+        encoded = encoder.transform(probe).tocsr()
+        self.maps: list[dict[str, int]] = []
+        self.unknown: list[int] = []
+        for j, categories in enumerate(encoder.categories_):
+            mapping = {}
+            for k, category in enumerate(categories):
+                row = encoded.indices[encoded.indptr[k] : encoded.indptr[k + 1]]
+                mapping[category] = int(row[j])
+            self.maps.append(mapping)
+            infrequent = encoder.infrequent_categories_[j]
+            self.unknown.append(mapping[infrequent[0]] if infrequent is not None and len(infrequent) else -1)
+
+    def transform(self, values: dict[str, list[str]]) -> sp.csr_matrix:
+        rows = len(values[self.columns[0]])
+        indices = np.full((rows, len(self.columns)), -1, dtype=np.int64)
+        for j, column in enumerate(self.columns):
+            mapping, unknown = self.maps[j], self.unknown[j]
+            indices[:, j] = [mapping.get(value, unknown) for value in values[column]]
+        present = indices >= 0
+        return sp.csr_matrix(
+            (np.ones(int(present.sum()), dtype=np.float32), indices[present], np.r_[0, np.cumsum(present.sum(axis=1))]),
+            shape=(rows, self.width),
+        )
 
 
 class ListingFeaturizer:
@@ -97,9 +152,11 @@ class ListingFeaturizer:
         name, description = _text(frame)
         self.name_vectorizer_ = self._tfidf(config.name_max_features).fit(name)
         self.description_vectorizer_ = self._tfidf(config.description_max_features).fit(description)
+        categorical = _categorical(frame)
         self.encoder_ = OneHotEncoder(
             handle_unknown="infrequent_if_exist", min_frequency=config.min_category_count, dtype=np.float32
-        ).fit(_categorical(frame))
+        ).fit(pd.DataFrame(categorical))
+        self.onehot_ = OneHotLookup(self.encoder_, _CATEGORICAL)
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
@@ -114,11 +171,13 @@ class ListingFeaturizer:
 
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
         name, description = _text(frame)
+        if not hasattr(self, "onehot_"):  # bundles saved before the lookup existed
+            self.onehot_ = OneHotLookup(self.encoder_, _CATEGORICAL)
         blocks = [
             self.name_vectorizer_.transform(name),
             self.description_vectorizer_.transform(description),
-            self.encoder_.transform(_categorical(frame)),
-            sp.csr_matrix(_engineered(frame, name, description).to_numpy(dtype=np.float32)),
+            self.onehot_.transform(_categorical(frame)),
+            sp.csr_matrix(_engineered(frame, name, description)),
         ]
         return sp.hstack(blocks, format="csr", dtype=np.float32)
 

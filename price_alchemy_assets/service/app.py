@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import os
 import time
 import uuid
@@ -43,7 +44,7 @@ from price_alchemy_assets.service.observability import (
     ecs_access_log,
     start_ecs_logging,
 )
-from price_alchemy_assets.service.prediction_log import PredictionLog
+from price_alchemy_assets.service.prediction_log import LoggedRequest, PredictionLog
 from price_alchemy_assets.service.schemas import (
     ExplainedSuggestion,
     Health,
@@ -99,6 +100,8 @@ class PriceService:
         )
         self.batcher = InferenceBatcher(lambda: self.champion.current)
         self.prediction_log = PredictionLog(config.prediction_log_url)
+        # request ids: this process's random prefix and a counter (uuid4 per request costs a syscall)
+        self.instance_id, self.request_numbers = uuid.uuid4().hex[:12], itertools.count(1)
 
     async def start(self) -> None:
         self.prediction_log.start()
@@ -122,49 +125,37 @@ class PriceService:
     async def suggest(self, listings: list[Listing], route: str) -> tuple[list[PriceSuggestion], str]:
         self.served()
         started = time.perf_counter()
-        frame = listings_frame(listings)
-        predicted, version = await self.batcher.predict(frame)
+        records = listing_records(listings)
+        predicted, version = await self.batcher.predict(records)
         latency_ms = (time.perf_counter() - started) * 1000
         suggestions = [
-            PriceSuggestion(round(float(p), 2), round(float(low), 2), round(float(high), 2), version)
-            for p, low, high in predicted[["price", "price_low", "price_high"]].itertuples(index=False)
+            PriceSuggestion(round(p, 2), round(low, 2), round(high, 2), version) for p, low, high in predicted.tolist()
         ]
-        self._record(listings, suggestions, route, version, latency_ms)
+        self._record(records, suggestions, route, version, latency_ms)
         return suggestions, version
 
     def _record(
-        self, listings: list[Listing], suggestions: list[PriceSuggestion], route: str, version: str, latency_ms: float
+        self, records: list[dict], suggestions: list[PriceSuggestion], route: str, version: str, latency_ms: float
     ) -> None:
-        now, request_id = datetime.now(UTC), str(uuid.uuid4())
+        request_id = f"{self.instance_id}-{next(self.request_numbers)}"
+        prices = [(s.price, s.price_low, s.price_high) for s in suggestions]
         self.prediction_log.append(
-            [
-                msgspec.structs.asdict(listing)
-                | {
-                    "logged_at": now,
-                    "request_id": request_id,
-                    "route": route,
-                    "model_version": version,
-                    "latency_ms": latency_ms,
-                    "price": suggestion.price,
-                    "price_low": suggestion.price_low,
-                    "price_high": suggestion.price_high,
-                }
-                for listing, suggestion in zip(listings, suggestions, strict=True)
-            ]
+            LoggedRequest(datetime.now(UTC), request_id, route, version, latency_ms, records, prices)
         )
         PREDICTIONS.labels(version).inc(len(suggestions))
         for suggestion in suggestions:
             SUGGESTED_PRICE.observe(suggestion.price)
 
 
-def listings_frame(listings: list[Listing]) -> pd.DataFrame:
+def listing_records(listings: list[Listing]) -> list[dict]:
+    """Plain dicts for the model and the prediction log; a blank name is a 400 like a schema error."""
     for number, listing in enumerate(listings):
         if not listing.name.strip():
             where = "name" if len(listings) == 1 else f"listings[{number}].name"
             raise ValidationException(
                 detail=f"{where}: must not be blank", extra=[{"key": where, "message": "must not be blank"}]
             )
-    return pd.DataFrame([msgspec.structs.asdict(listing) for listing in listings])
+    return [msgspec.structs.asdict(listing) for listing in listings]
 
 
 @post("/predict", summary="Suggest a price and its range for one listing", status_code=HTTP_200_OK)
@@ -186,7 +177,7 @@ async def predict_batch(data: ListingBatch, service: PriceService) -> PriceSugge
 async def predict_explain(data: Listing, service: PriceService) -> ExplainedSuggestion:
     suggestions, version = await service.suggest([data], "predict_explain")
     served = service.served()
-    frame = listings_frame([data])
+    frame = pd.DataFrame(listing_records([data]))
     drivers = await service.batcher.run_in_inference_thread(served.explainer.drivers, frame)
     typical = served.explainer.typical_price(data.category_name)
     return ExplainedSuggestion(

@@ -13,14 +13,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.service.champion import ServedModel
 
 
 @dataclass
 class _Job:
-    frame: pd.DataFrame
+    listings: list[dict]
     future: asyncio.Future
 
 
@@ -40,9 +42,9 @@ class InferenceBatcher:
             self._worker.cancel()
         self._executor.shutdown(wait=True)
 
-    async def predict(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-        """Suggestions for `frame`'s listings (index kept) and the version of the model that made them."""
-        job = _Job(frame, asyncio.get_running_loop().create_future())
+    async def predict(self, listings: list[dict]) -> tuple[np.ndarray, str]:
+        """price, price_low, price_high (one row per listing) and the version of the model that made them."""
+        job = _Job(listings, asyncio.get_running_loop().create_future())
         await self._queue.put(job)
         return await job.future
 
@@ -54,16 +56,15 @@ class InferenceBatcher:
         loop = asyncio.get_running_loop()
         while True:
             jobs = [await self._queue.get()]
-            rows = len(jobs[0].frame)
+            rows = len(jobs[0].listings)
             while not self._queue.empty() and rows < self.max_listings:
                 jobs.append(self._queue.get_nowait())
-                rows += len(jobs[-1].frame)
+                rows += len(jobs[-1].listings)
             served = self.current_model()
             try:
                 if served is None:
                     raise RuntimeError("no champion loaded")
-                frames = [job.frame for job in jobs]
-                predicted = await loop.run_in_executor(self._executor, _predict_all, served, frames)
+                predicted = await loop.run_in_executor(self._executor, _predict_all, served, jobs)
             except Exception as error:  # the callers see the failure; the batcher keeps going
                 for job in jobs:
                     if not job.future.done():
@@ -74,12 +75,9 @@ class InferenceBatcher:
                     job.future.set_result((result, served.version))
 
 
-def _predict_all(served: ServedModel, frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
-    combined = pd.concat(frames, ignore_index=True)
-    predicted = served.model.predict(combined)
-    results, start = [], 0
-    for frame in frames:
-        part = predicted.iloc[start : start + len(frame)]
-        results.append(part.set_axis(frame.index))
-        start += len(frame)
-    return results
+def _predict_all(served: ServedModel, jobs: list[_Job]) -> list[np.ndarray]:
+    """One frame and one model call for every job's listings; each job gets its slice back."""
+    frame = pd.DataFrame.from_records([row for job in jobs for row in job.listings], columns=list(SELLER_FIELDS))
+    predicted = served.model.predict(frame)[["price", "price_low", "price_high"]].to_numpy()
+    bounds = np.cumsum([0] + [len(job.listings) for job in jobs])
+    return [predicted[start:end] for start, end in zip(bounds[:-1], bounds[1:], strict=True)]

@@ -51,12 +51,30 @@ class EcsJsonFormatter(logging.Formatter):
         return json.dumps(document, default=str)
 
 
+class _LinesToStdout(logging.StreamHandler):
+    """Writes without a flush per line; the listener flushes whenever the queue runs dry."""
+
+    def flush(self) -> None:
+        pass
+
+    def drain(self) -> None:
+        super().flush()
+
+
+class _FlushingWhenIdle(logging.handlers.QueueListener):
+    def dequeue(self, block: bool):
+        if block and self.queue.empty():
+            for handler in self.handlers:
+                handler.drain()
+        return super().dequeue(block)
+
+
 def start_ecs_logging(level: int = logging.INFO) -> logging.handlers.QueueListener:
     """Route the service's loggers through a queue to one JSON-lines handler on stdout."""
     records: queue.SimpleQueue = queue.SimpleQueue()
-    output = logging.StreamHandler(sys.stdout)
+    output = _LinesToStdout(sys.stdout)
     output.setFormatter(EcsJsonFormatter())
-    listener = logging.handlers.QueueListener(records, output)
+    listener = _FlushingWhenIdle(records, output)
     listener.start()
     for name in ("price_alchemy", "price_alchemy_assets", "uvicorn.error"):
         logger = logging.getLogger(name)

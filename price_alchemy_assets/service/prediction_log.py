@@ -15,9 +15,13 @@ import queue
 import threading
 import time
 from collections import deque
+from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import sqlalchemy as sa
+
+from price_alchemy_assets.listings.columns import SELLER_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,30 @@ predictions = sa.Table(
 )
 
 
+LOGGED_COLUMNS = [column.name for column in predictions.columns if column.name != "id"]
+
+
+class LoggedRequest(NamedTuple):
+    """One request's predictions as the service hands them over: cheap to make on the request
+    path; the writer thread turns it into rows."""
+
+    logged_at: datetime
+    request_id: str
+    route: str
+    model_version: str
+    latency_ms: float
+    listings: list[dict]
+    prices: list[tuple[float, float, float]]
+    """price, price_low, price_high per listing"""
+
+    def rows(self, logged_at: datetime | str) -> list[tuple]:
+        head = (logged_at, self.request_id, self.route, self.model_version, self.latency_ms)
+        return [
+            head + tuple(listing[field] for field in SELLER_FIELDS) + price
+            for listing, price in zip(self.listings, self.prices, strict=True)
+        ]
+
+
 def prediction_log_engine(url: str) -> sa.Engine:
     """An engine for `url`; SQLite files get WAL so readers never block the writer."""
     if url.startswith("sqlite:///"):
@@ -66,8 +94,15 @@ class PredictionLog:
         retrying a failed write)."""
         self.url, self.batch_rows, self.flush_seconds, self.max_pending = url, batch_rows, flush_seconds, max_pending
         self.engine = prediction_log_engine(url)
-        self._queue: queue.SimpleQueue[list[dict] | None] = queue.SimpleQueue()
-        self._pending: deque[dict] = deque()
+        self._queue: queue.SimpleQueue[LoggedRequest | None] = queue.SimpleQueue()
+        self._pending: deque[tuple] = deque()
+        sqlite = self.engine.dialect.name == "sqlite"
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._insert = (
+            f"INSERT INTO predictions ({', '.join(LOGGED_COLUMNS)}) VALUES ({', '.join([mark] * len(LOGGED_COLUMNS))})"
+        )
+        # SQLite has no timestamp type: store the text SQLAlchemy's DateTime reads back
+        self._timestamp = (lambda t: t.strftime("%Y-%m-%d %H:%M:%S.%f")) if sqlite else (lambda t: t)
         self.written = self.dropped = 0
         self.last_error: str | None = None
         self._schema_ready = False
@@ -84,9 +119,9 @@ class PredictionLog:
         self._thread = threading.Thread(target=self._write_loop, name="prediction-log", daemon=True)
         self._thread.start()
 
-    def append(self, rows: list[dict]) -> None:
+    def append(self, request: LoggedRequest) -> None:
         """Cheap and non-blocking: called on the request path."""
-        self._queue.put(rows)
+        self._queue.put(request)
 
     def close(self) -> None:
         """Write everything queued, then stop the writer."""
@@ -99,7 +134,7 @@ class PredictionLog:
     def stats(self) -> dict[str, int | str | None]:
         return {
             "written": self.written,
-            "pending": len(self._pending) + self._queue.qsize(),
+            "pending": len(self._pending) + self._queue.qsize(),  # rows, plus requests not yet unpacked
             "dropped": self.dropped,
             "last_error": self.last_error,
         }
@@ -119,7 +154,7 @@ class PredictionLog:
                 if item is None:
                     closing = True
                 else:
-                    self._pending.extend(item)
+                    self._pending.extend(item.rows(self._timestamp(item.logged_at)))
             self._flush(retry_until_written=closing)
             if self._pending and not closing:
                 time.sleep(self.flush_seconds)  # the database is away: back off before retrying
@@ -133,7 +168,7 @@ class PredictionLog:
                     metadata.create_all(self.engine)
                     self._schema_ready = True
                 with self.engine.begin() as connection:
-                    connection.execute(predictions.insert(), batch)
+                    connection.exec_driver_sql(self._insert, batch)
             except sa.exc.SQLAlchemyError as error:
                 self.last_error = f"{type(error).__name__}: {error}".splitlines()[0]
                 log.warning("prediction log write failed, %d rows waiting: %s", len(self._pending), self.last_error)
