@@ -93,9 +93,8 @@ def test_suggests_a_price_with_its_range_and_provenance(service):
         metrics = client.get("/metrics").text
         assert 'price_alchemy_predictions_total{model_version="v1"}' in metrics
         assert "price_alchemy_suggested_price_usd_bucket" in metrics
-        route_labels = 'app_name="price_alchemy",method="POST",path="/predict",status_code="200"'
-        assert f"litestar_requests_total{{{route_labels}}}" in metrics
-        assert 'litestar_request_duration_seconds_bucket{app_name="price_alchemy"' in metrics
+        assert 'price_alchemy_requests_total{method="POST",route="/predict",status_code="200"}' in metrics
+        assert 'price_alchemy_request_duration_seconds_bucket{le="0.05",method="POST",route="/predict"}' in metrics
 
 
 def test_every_request_is_one_ecs_json_log_line(service):
@@ -149,6 +148,9 @@ def test_bad_batches_and_bodies_are_4xx(service):
         assert huge.status_code == 413
         assert client.get("/nowhere").status_code == 404
         assert client.get("/health").json()["status"] == "ok"  # nothing above hurt the service
+        metrics = client.get("/metrics").text
+        assert 'price_alchemy_requests_total{method="POST",route="/predict",status_code="413"}' in metrics
+        assert 'price_alchemy_requests_total{method="GET",route="(unmatched)",status_code="404"}' in metrics
 
 
 def test_admin_reload_needs_the_token(service):

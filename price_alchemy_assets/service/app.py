@@ -29,7 +29,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.openapi import OpenAPIConfig
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from price_alchemy_assets import __version__, settings
@@ -41,7 +41,7 @@ from price_alchemy_assets.service.observability import (
     PREDICTION_LOG_PENDING,
     PREDICTIONS,
     SUGGESTED_PRICE,
-    ecs_access_log,
+    observe_requests,
     start_ecs_logging,
 )
 from price_alchemy_assets.service.prediction_log import LoggedRequest, PredictionLog
@@ -256,7 +256,6 @@ async def seller_page() -> str:
 def create_app(config: ServiceSettings | None = None) -> Litestar:
     config = config or ServiceSettings.from_env()
     service = PriceService(config)
-    prometheus = PrometheusConfig(app_name="price_alchemy", group_path=True, exclude=["/metrics"])
     return Litestar(
         route_handlers=[
             seller_page,
@@ -271,7 +270,6 @@ def create_app(config: ServiceSettings | None = None) -> Litestar:
             PrometheusController,
         ],
         dependencies={"service": Provide(lambda: service, use_cache=True, sync_to_thread=False)},
-        middleware=[prometheus.middleware],
         on_startup=[service.start],
         on_shutdown=[service.stop],
         openapi_config=OpenAPIConfig(title="Price Alchemy", version=__version__, path="/schema"),
@@ -280,6 +278,6 @@ def create_app(config: ServiceSettings | None = None) -> Litestar:
 
 
 def asgi_app():
-    """uvicorn's factory: the app from the environment, wrapped in the ECS access log."""
+    """uvicorn's factory: the app from the environment, wrapped in the request observer."""
     start_ecs_logging()
-    return ecs_access_log(create_app())
+    return observe_requests(create_app())

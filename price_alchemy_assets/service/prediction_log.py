@@ -47,6 +47,7 @@ predictions = sa.Table(
 )
 
 
+POLL_SECONDS = 0.02
 LOGGED_COLUMNS = [column.name for column in predictions.columns if column.name != "id"]
 
 
@@ -144,10 +145,13 @@ class PredictionLog:
         write make the next batch."""
         closing = False
         while not closing:
-            try:
-                items = [self._queue.get(timeout=self.flush_seconds)]
-            except queue.Empty:
-                items = []
+            # poll rather than block on the queue: with no thread waiting, a put costs the
+            # request path nothing but an append
+            waited = 0.0
+            while self._queue.empty() and waited < self.flush_seconds:
+                time.sleep(POLL_SECONDS)
+                waited += POLL_SECONDS
+            items = []
             while not self._queue.empty():
                 items.append(self._queue.get_nowait())
             for item in items:
