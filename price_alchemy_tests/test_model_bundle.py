@@ -65,6 +65,9 @@ def test_save_and_load_predict_the_same(trained, splits, tmp_path):
     loaded = PriceModel.load(model.save(tmp_path / "bundle"))
     np.testing.assert_allclose(loaded.predict(test).to_numpy(), model.predict(test).to_numpy(), rtol=1e-6)
     assert loaded.info["train_rows"] == len(splits[0])
+    # the bundle carries what it learned from: the drift sensor's reference and the page's typical prices
+    assert loaded.training_profile == model.training_profile and loaded.training_profile.rows == len(splits[0])
+    assert loaded.category_prices == model.category_prices and loaded.category_prices["*"]["listings"] == len(splits[0])
 
 
 def test_conformal_half_width_covers():

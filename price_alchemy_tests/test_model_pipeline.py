@@ -71,6 +71,8 @@ def test_train_evaluate_promote_then_keep(platform):
         assert "rules_baseline" in report["report"] and "RMSLE by top-level category" in report["report"]
         checks = {e.check_name: e.passed for e in first.get_asset_check_evaluations()}
         assert checks["beats_rules_baseline"] and checks["predictions_sane"]
+        tuned = materialized(first, "tuned_model")
+        assert f"{features['rows/train']:,} training listings" in tuned["training_profile"]
         promoted = materialized(first, "champion")
         assert promoted["promoted"] is True
         record = store.champion()

@@ -10,7 +10,8 @@ import pytest
 from price_alchemy_assets.listings.columns import LISTING_FIELDS
 from price_alchemy_assets.listings.files import ListingsFile, ListingsFileError, read_listings_frame
 from price_alchemy_assets.listings.ingest import ingest_listings_file
-from price_alchemy_assets.listings.synthetic import write_synthetic_listings
+from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
+from price_alchemy_assets.monitoring.profile import ListingsProfile, warehouse_profile
 from price_alchemy_assets.resources import (
     BigQueryWarehouseResource,
     DuckDBWarehouseResource,
@@ -75,6 +76,18 @@ def test_window_count_and_aggregates(warehouse, listings_file):
     )
     with pytest.raises(ValueError, match="cannot group listings by 'name'"):
         warehouse.count_by("name")
+
+
+def test_profile_from_group_by_queries_matches_the_profile_of_the_rows(warehouse, listings_file, tmp_path):
+    ingest_listings_file(listings_file, warehouse)
+    first = read_listings_frame(listings_file)
+    assert warehouse_profile(warehouse) == ListingsProfile.from_listings(first)
+    watermark = warehouse.read_listings()["ingested_at"].max()
+    later = write_synthetic_listings(tmp_path / "later.tsv", 300, seed=8, start=START, drift=DriftKind.CONDITION)
+    ingest_listings_file(later, warehouse)
+    assert warehouse_profile(warehouse, ingested_after=watermark) == ListingsProfile.from_listings(
+        read_listings_frame(later)
+    )
 
 
 def test_a_bad_file_leaves_the_warehouse_unchanged(warehouse, listings_file, tmp_path):

@@ -22,6 +22,7 @@ from price_alchemy_assets.model.features import FeaturizerConfig
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, SplitFractions
 from price_alchemy_assets.model.store import ChampionRecord, now_iso
 from price_alchemy_assets.model.tuning import SearchSpace, TuningBudget
+from price_alchemy_assets.monitoring.profile import ListingsProfile
 from price_alchemy_assets.resources import MlflowTrackingResource, ModelStoreResource
 
 MODEL_GROUP = "model"
@@ -149,6 +150,7 @@ def tuned_model(
             featurizer=data.featurizer,
             train_features=data.matrices[TRAIN],
             validation_features=data.matrices[VALIDATION],
+            profile=data.profile,
         )
         model.info |= {
             "data_version": data.data_version,
@@ -184,8 +186,27 @@ def tuned_model(
             "model_path": dg.MetadataValue.path(str(path)),
             "mlflow_run_id": run.info.run_id,
             "registered_model_version": registered,
+            "training_profile": dg.MetadataValue.md(profile_markdown(data.profile)),
         },
     )
+
+
+def profile_markdown(profile: ListingsProfile, top: int = 8) -> str:
+    """The reference profile as the Dagster UI shows it: sizes and the largest shares."""
+    lines = [
+        f"{profile.rows:,} training listings; {len(profile.counts['category_name']):,} categories, "
+        f"{len(profile.counts['brand_name']):,} brands.",
+        "",
+        "| feature | most common (share) |",
+        "|---|---|",
+    ]
+    shares = {"top-level category": profile.top_level_categories()} | {
+        name: profile.counts[name] for name in ("brand_name", "item_condition_id", "shipping")
+    }
+    for name, counts in shares.items():
+        largest = sorted(counts.items(), key=lambda item: -item[1])[:top]
+        lines.append(f"| {name} | " + ", ".join(f"{value} ({n / profile.rows:.0%})" for value, n in largest) + " |")
+    return "\n".join(lines)
 
 
 @dg.asset(group_name=MODEL_GROUP, io_manager_key="record_io_manager", code_version=CODE_VERSION)

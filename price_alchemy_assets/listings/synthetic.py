@@ -28,6 +28,8 @@ NO_DESCRIPTION_SHARE = 0.055
 ZERO_PRICE_SHARE = 0.001
 NOISE_SD = 0.45
 STRUCTURE_SCALE = 0.75  # brand and model premiums, shrunk so log-price spread matches genuine rows
+MARKET_SEED = 20_260_101
+"""Fixes the market's shape (how busy each leaf category is); a batch's seed only draws listings."""
 PRICE_LEVEL = -0.14  # moves the whole market so its log-price mean matches the genuine rows
 MIN_PRICE, MAX_PRICE = 3, 2000
 TSV_COLUMNS = ["train_id", *LISTING_FIELDS, "created_at"]
@@ -135,7 +137,8 @@ class MarketplaceSynthesizer:
         weights = np.array([tx.TOP_SHARES[top] for top in leaf_tops])
         counts = {top: int((leaf_tops == top).sum()) for top in _TOPS}
         weights = weights / np.array([counts[top] for top in leaf_tops])
-        weights *= self.rng.lognormal(0, 0.6, len(weights))  # some leaves are busier than others
+        # some leaves are busier than others, the same ones whatever the seed: one market, many batches
+        weights *= np.random.default_rng(MARKET_SEED).lognormal(0, 0.6, len(weights))
         if drift is DriftKind.NEW_CATEGORIES:
             new = [
                 _leaf(f"{middle}/{name}", np.log(median) + 0.1 * i)

@@ -22,6 +22,7 @@ from sklearn.linear_model import Ridge
 
 from price_alchemy_assets.model.features import FeaturizerConfig, ListingFeaturizer
 from price_alchemy_assets.model.tuning import SearchSpace, TuningBudget, TuningResult, tune_lightgbm
+from price_alchemy_assets.monitoring.profile import ListingsProfile
 
 FORMAT_VERSION = 1
 BLEND_GRID = np.linspace(0.0, 1.0, 21)
@@ -38,6 +39,8 @@ class PriceModel:
     info: dict = field(default_factory=dict)
     category_prices: dict[str, dict] = field(default_factory=dict)
     """Training price quartiles by category path and by each path prefix: the seller's "typical price"."""
+    training_profile: ListingsProfile | None = None
+    """What the model learned from, for drift monitoring (profile.json in the bundle)."""
 
     def predict_log(self, frame: pd.DataFrame) -> np.ndarray:
         features = self.featurizer.transform(frame)
@@ -69,6 +72,8 @@ class PriceModel:
             "category_prices": self.category_prices,
         }
         (directory / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+        if self.training_profile is not None:
+            (directory / "profile.json").write_text(json.dumps(self.training_profile.to_json()))
         return directory
 
     @classmethod
@@ -79,6 +84,8 @@ class PriceModel:
             raise ValueError(f"{directory}: model format {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
         parts = joblib.load(directory / "sklearn.joblib")
         booster = lgb.Booster(model_str=(directory / "lightgbm.txt").read_text())
+        profile_path = directory / "profile.json"
+        profile = ListingsProfile.from_json(json.loads(profile_path.read_text())) if profile_path.exists() else None
         return cls(
             parts["featurizer"],
             parts["ridge"],
@@ -88,6 +95,7 @@ class PriceModel:
             meta["interval_coverage"],
             meta.get("info", {}),
             meta.get("category_prices", {}),
+            profile,
         )
 
 
@@ -137,11 +145,15 @@ def train_price_model(
     featurizer: ListingFeaturizer | None = None,
     train_features: sp.csr_matrix | None = None,
     validation_features: sp.csr_matrix | None = None,
+    profile: ListingsProfile | None = None,
 ) -> tuple[PriceModel, TuningResult]:
     """Fit on `train`, tune, blend and calibrate on `validation`; both need a positive `price`.
 
-    A featurizer already fitted on `train` (and its matrices) may be passed in to avoid refitting.
+    A featurizer already fitted on `train` (and its matrices) may be passed in to avoid refitting,
+    and the train split's profile, where `train` holds only some columns.
     """
+    if profile is None:
+        profile = ListingsProfile.from_listings(train)
     if featurizer is None:
         featurizer = ListingFeaturizer(config.featurizer).fit(train)
     x_train = featurizer.transform(train) if train_features is None else train_features
@@ -168,6 +180,6 @@ def train_price_model(
         "featurizer": featurizer.describe(),
     }
     model = PriceModel(
-        featurizer, ridge, booster, weight, half_width, config.interval_coverage, info, category_prices(train)
+        featurizer, ridge, booster, weight, half_width, config.interval_coverage, info, category_prices(train), profile
     )
     return model, tuning

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from price_alchemy_assets.model.features import FeaturizerConfig, ListingFeaturizer
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, SplitFractions, assign_split
+from price_alchemy_assets.monitoring.profile import ListingsProfile
 
 SPLITS = (TRAIN, VALIDATION, TEST)
 
@@ -27,6 +28,8 @@ class TrainingData:
     featurizer: ListingFeaturizer
     matrices: dict[str, sp.csr_matrix]
     data_version: str
+    profile: ListingsProfile
+    """The train split's distributions, for drift monitoring (made here, where all columns are at hand)."""
 
     def rows(self, split: str) -> pd.DataFrame:
         return self.listings[self.listings["split"] == split]
@@ -41,6 +44,7 @@ class TrainingData:
         for split, matrix in self.matrices.items():
             sp.save_npz(staging / f"{split}.npz", matrix)
         (staging / "data.json").write_text(json.dumps({"data_version": self.data_version}))
+        (staging / "profile.json").write_text(json.dumps(self.profile.to_json()))
         if directory.exists():
             shutil.rmtree(directory)
         os.replace(staging, directory)
@@ -55,6 +59,7 @@ class TrainingData:
             featurizer=joblib.load(directory / "featurizer.joblib"),
             matrices={split: sp.load_npz(directory / f"{split}.npz").tocsr() for split in SPLITS},
             data_version=json.loads((directory / "data.json").read_text())["data_version"],
+            profile=ListingsProfile.from_json(json.loads((directory / "profile.json").read_text())),
         )
 
 
@@ -74,6 +79,7 @@ def build_training_data(
     labelled = labelled.assign(split=assign_split(labelled["listing_id"], fractions))
     if (labelled["split"] == TRAIN).sum() < 50:
         raise ValueError(f"only {(labelled['split'] == TRAIN).sum()} labelled training listings; need at least 50")
-    featurizer = ListingFeaturizer(config).fit(labelled[labelled["split"] == TRAIN])
+    train = labelled[labelled["split"] == TRAIN]
+    featurizer = ListingFeaturizer(config).fit(train)
     matrices = {split: featurizer.transform(labelled[labelled["split"] == split]) for split in SPLITS}
-    return TrainingData(labelled, featurizer, matrices, data_version(labelled))
+    return TrainingData(labelled, featurizer, matrices, data_version(labelled), ListingsProfile.from_listings(train))

@@ -20,7 +20,17 @@ import pandas as pd
 from price_alchemy_assets.listings.columns import WAREHOUSE_COLUMNS, conform, utc
 
 LISTINGS_TABLE = "listings"
-GROUPABLE_COLUMNS = ("item_condition_id", "category_name", "brand_name", "shipping", "source_file")
+GROUPABLE = {
+    "item_condition_id": "item_condition_id",
+    "category_name": "category_name",
+    "brand_name": "brand_name",
+    "shipping": "shipping",
+    "source_file": "source_file",
+    "price": "price",
+    "name_chars": "LENGTH(name)",
+    "description_chars": "COALESCE(LENGTH(item_description), 0)",
+}
+"""What listings can be counted by, and its SQL (the same in DuckDB and BigQuery)."""
 
 
 @dataclass(frozen=True)
@@ -160,23 +170,36 @@ class Warehouse(ABC):
             "labelled": int(row["labelled"]),
         }
 
-    def count_by(self, column: str, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
-        """Listings per value of one column (a GROUP BY in the warehouse, never a table scan to pandas)."""
-        if column not in GROUPABLE_COLUMNS:
-            raise ValueError(f"cannot group listings by {column!r}; choose one of {', '.join(GROUPABLE_COLUMNS)}")
-        where, params = _window(start, end)
+    def count_by(
+        self,
+        column: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        ingested_after: datetime | None = None,
+    ) -> pd.DataFrame:
+        """Listings per value of one GROUPABLE column or measure (a GROUP BY in the warehouse, never a
+        table scan to pandas), optionally only those ingested after a moment."""
+        if column not in GROUPABLE:
+            raise ValueError(f"cannot group listings by {column!r}; choose one of {', '.join(GROUPABLE)}")
+        where, params = _window(start, end, ingested_after)
         with self._listings_session() as session:
             frame = session.query(
-                f"SELECT {column} AS value, COUNT(*) AS listings FROM {session.ref(self.listings_table)} {where} "
-                "GROUP BY value ORDER BY listings DESC, value",
+                f"SELECT {GROUPABLE[column]} AS value, COUNT(*) AS listings "
+                f"FROM {session.ref(self.listings_table)} {where} GROUP BY value ORDER BY listings DESC, value",
                 params,
             )
         frame["listings"] = frame["listings"].astype("int64")
         return frame.reset_index(drop=True)
 
 
-def _window(start: datetime | None, end: datetime | None) -> tuple[str, dict[str, Any]]:
-    bounds = {"start": (start, "created_at >= @start"), "end": (end, "created_at < @end")}
+def _window(
+    start: datetime | None, end: datetime | None, ingested_after: datetime | None = None
+) -> tuple[str, dict[str, Any]]:
+    bounds = {
+        "start": (start, "created_at >= @start"),
+        "end": (end, "created_at < @end"),
+        "ingested_after": (ingested_after, "ingested_at > @ingested_after"),
+    }
     given = {key: (utc(moment), condition) for key, (moment, condition) in bounds.items() if moment is not None}
     where = " AND ".join(condition for _, condition in given.values())
     return (f"WHERE {where}" if where else ""), {key: moment for key, (moment, _) in given.items()}

@@ -1,0 +1,71 @@
+"""Reference profiles and drift measures: identical batches of one market never drift, each
+kind of synthetic shift is caught by the feature it moves, and small batches are not judged."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from price_alchemy_assets.listings.synthetic import DriftKind, MarketplaceSynthesizer
+from price_alchemy_assets.monitoring.drift import DriftThresholds, compare, population_stability_index
+from price_alchemy_assets.monitoring.profile import ListingsProfile
+
+from .test_model_pieces import market
+
+THRESHOLDS = DriftThresholds()
+
+
+def batch_profile(seed: int, drift: DriftKind | None = None, rows: int = 2_000) -> ListingsProfile:
+    synthesizer = MarketplaceSynthesizer(seed=seed, drift=drift)
+    return ListingsProfile.from_listings(pd.concat(synthesizer.batches(rows, datetime(2026, 11, 1, tzinfo=UTC), 5.0)))
+
+
+@pytest.fixture(scope="module")
+def reference() -> ListingsProfile:
+    return ListingsProfile.from_listings(market(20_000, seed=1))
+
+
+def test_profile_counts_and_round_trip(reference):
+    assert reference.rows == sum(reference.counts["shipping"].values())
+    assert set(reference.counts["item_condition_id"]) <= {"1", "2", "3", "4", "5"}
+    assert sum(reference.top_level_categories().values()) == reference.rows
+    assert sum(reference.histograms["log_price"].values()) == reference.rows  # market() keeps priced rows only
+    assert ListingsProfile.from_json(json.loads(json.dumps(reference.to_json()))) == reference
+
+
+def test_batches_of_the_same_market_do_not_drift(reference):
+    for seed in range(2, 7):
+        report = compare(reference, batch_profile(seed), THRESHOLDS)
+        assert not report.drifted, report.reasons
+        assert max(f.psi for f in report.features) < THRESHOLDS.psi / 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "signal"),
+    [
+        (DriftKind.NEW_CATEGORIES, "unseen categories"),
+        (DriftKind.NEW_BRANDS, "unseen brands"),
+        (DriftKind.TEXT, "description_chars PSI"),
+        (DriftKind.CONDITION, "item_condition_id PSI"),
+    ],
+)
+def test_each_shift_is_caught_by_what_it_moves(reference, kind, signal):
+    report = compare(reference, batch_profile(9, kind), THRESHOLDS)
+    assert report.drifted and any(reason.startswith(signal) for reason in report.reasons), report.reasons
+    assert "DRIFT" in report.to_markdown()
+
+
+def test_small_batches_are_reported_but_not_judged(reference):
+    report = compare(reference, batch_profile(9, DriftKind.CONDITION, rows=100), THRESHOLDS)
+    assert not report.drifted and "not judged" in report.reasons[0]
+
+
+def test_psi_is_zero_for_the_same_distribution_and_grows_with_the_shift():
+    same = population_stability_index(np.array([50.0, 30, 20]), np.array([5.0, 3, 2]))
+    small = population_stability_index(np.array([50.0, 30, 20]), np.array([45.0, 33, 22]))
+    large = population_stability_index(np.array([50.0, 30, 20]), np.array([10.0, 30, 60]))
+    assert same == pytest.approx(0.0, abs=1e-9) and 0 < small < 0.05 < large
