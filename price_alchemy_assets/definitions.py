@@ -6,19 +6,34 @@ from price_alchemy_assets.assets.listings import raw_listings, validated_and_rej
 from price_alchemy_assets.assets.model import champion, eval_report, tfidf_features, tuned_model
 from price_alchemy_assets.checks.listings import validated_listings_checks
 from price_alchemy_assets.checks.model import eval_report_checks
-from price_alchemy_assets.resources import listings_io_manager, model_resources_from_env, warehouse_from_env
-
-MAIN_JOB = "price_alchemy_main"
-
-main_job = dg.define_asset_job(
-    MAIN_JOB,
-    selection=dg.AssetSelection.all(),
-    description="Everything from the warehouse to the latest evaluated model.",
+from price_alchemy_assets.jobs import MAIN_JOB, main_job
+from price_alchemy_assets.resources import (
+    drift_monitor_from_env,
+    listings_io_manager,
+    model_resources_from_env,
+    warehouse_from_env,
 )
+from price_alchemy_assets.sensors.drift import drift_report, listings_drift_sensor
+
+__all__ = ["MAIN_JOB", "defs"]
 
 defs = dg.Definitions(
-    assets=[raw_listings, validated_and_rejected_listings, tfidf_features, tuned_model, eval_report, champion],
+    assets=[
+        raw_listings,
+        validated_and_rejected_listings,
+        tfidf_features,
+        tuned_model,
+        eval_report,
+        champion,
+        drift_report,
+    ],
     asset_checks=[validated_listings_checks, eval_report_checks],
     jobs=[main_job],
-    resources={"warehouse": warehouse_from_env(), "io_manager": listings_io_manager(), **model_resources_from_env()},
+    sensors=[listings_drift_sensor],
+    resources={
+        "warehouse": warehouse_from_env(),
+        "io_manager": listings_io_manager(),
+        "drift_monitor": drift_monitor_from_env(),
+        **model_resources_from_env(),
+    },
 )

@@ -19,6 +19,7 @@ from price_alchemy_assets import settings
 from price_alchemy_assets.io_managers import TrainingDataIOManager
 from price_alchemy_assets.model.store import ModelStore
 from price_alchemy_assets.model.tracking import ExperimentTracker
+from price_alchemy_assets.monitoring.drift import DriftThresholds
 from price_alchemy_assets.warehouse import Warehouse
 from price_alchemy_assets.warehouse.bigquery_backend import BigQueryWarehouse
 from price_alchemy_assets.warehouse.duckdb_backend import DEFAULT_MEMORY_LIMIT, DuckDBWarehouse
@@ -85,6 +86,28 @@ class BigQueryWarehouseResource(WarehouseResource):
             location=self.bigquery.location,
             listings_table=self.listings_table,
         )
+
+
+class DriftMonitorResource(dg.ConfigurableResource):
+    """Drift thresholds and pacing (see monitoring.drift.DriftThresholds)."""
+
+    psi: float = Field(default=DriftThresholds.psi, description="per-feature PSI that counts as drift")
+    unseen_share: float = Field(default=DriftThresholds.unseen_share, description="share of unseen categories/brands")
+    min_rows: int = Field(default=DriftThresholds.min_rows, description="new listings needed before judging")
+    cooldown_minutes: float = Field(default=60.0, description="least time between two drift-triggered runs")
+
+    def thresholds(self) -> DriftThresholds:
+        return DriftThresholds(psi=self.psi, unseen_share=self.unseen_share, min_rows=self.min_rows)
+
+
+def drift_monitor_from_env() -> DriftMonitorResource:
+    """PRICE_ALCHEMY_DRIFT_PSI, _UNSEEN_SHARE, _MIN_ROWS, _COOLDOWN_MINUTES override the defaults."""
+    overrides = {
+        field: kind(os.environ[f"PRICE_ALCHEMY_DRIFT_{field.upper()}"])
+        for field, kind in (("psi", float), ("unseen_share", float), ("min_rows", int), ("cooldown_minutes", float))
+        if os.environ.get(f"PRICE_ALCHEMY_DRIFT_{field.upper()}")
+    }
+    return DriftMonitorResource(**overrides)
 
 
 def warehouse_from_env() -> WarehouseResource:

@@ -63,6 +63,14 @@ def price_alchemy_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture
+def platform(tmp_path):
+    """A warehouse with 3,000 synthetic listings and the model resources, all under tmp_path."""
+    from price_alchemy_tests.platform_run import platform_under
+
+    return platform_under(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def bigquery_emulator(tmp_path_factory) -> Iterator[str]:
     """A bqemulator process on 127.0.0.1 for the whole session; yields its REST endpoint."""

@@ -32,8 +32,10 @@ ASSETS = (
 
 
 def test_definitions_load_and_validate(price_alchemy_home):
-    assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == set(ASSETS)
-    assert defs.resolve_job_def(MAIN_JOB) is not None
+    assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == {*ASSETS, "drift_report"}
+    main_job = defs.resolve_job_def(MAIN_JOB)
+    assert {key.to_user_string() for key in main_job.asset_layer.executable_asset_keys} == set(ASSETS)
+    assert defs.resolve_sensor_def("listings_drift_sensor").job_name == MAIN_JOB
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
     result = subprocess.run(
         [dagster, "definitions", "validate", "-w", str(REPO / "workspace.yaml")],

@@ -54,7 +54,7 @@ def test_ui_shows_assets_with_lineage_and_stops_on_sigint(price_alchemy_home, tm
                 time.sleep(1)
         assert nodes is not None, log.read_text()[-3000:]
         by_key = {"/".join(node["assetKey"]["path"]): node for node in nodes}
-        assert set(by_key) == set(ASSETS)
+        assert set(by_key) == {*ASSETS, "drift_report"}
         assert by_key["tuned_model"]["dependencyKeys"] == [{"path": ["tfidf_features"]}]
         assert by_key["validated_listings"]["dependencyKeys"] == [{"path": ["raw_listings"]}]
         assert by_key["validated_listings"]["hasAssetChecks"]

@@ -29,6 +29,10 @@ MODEL_GROUP = "model"
 CODE_VERSION = __version__
 
 
+TUNING_COLUMNS = ["listing_id", "price", "split", "category_name", "ingested_at"]
+"""The listing columns tuned_model reads: labels, typical prices, the ingest watermark (not the text)."""
+
+
 class FeaturesConfig(dg.Config):
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -118,7 +122,11 @@ def tfidf_features(config: FeaturesConfig, validated_listings: pd.DataFrame) -> 
     io_manager_key="record_io_manager",
     code_version=CODE_VERSION,
     kinds={"lightgbm", "mlflow"},
-    ins={"tfidf_features": dg.AssetIn(metadata={"listing_columns": ["listing_id", "price", "split", "category_name"]})},
+    ins={
+        "tfidf_features": dg.AssetIn(
+            metadata={"listing_columns": ["listing_id", "price", "split", "category_name", "ingested_at"]}
+        )
+    },
 )
 def tuned_model(
     context: dg.AssetExecutionContext,
@@ -153,6 +161,7 @@ def tuned_model(
             profile=data.profile,
         )
         model.info |= {
+            "ingested_through": data.listings["ingested_at"].max().isoformat(),
             "data_version": data.data_version,
             "dagster_run_id": context.run_id,
             "code_version": CODE_VERSION,

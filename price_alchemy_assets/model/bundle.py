@@ -99,6 +99,15 @@ class PriceModel:
         )
 
 
+def read_reference(directory: str | Path) -> tuple[ListingsProfile | None, dict]:
+    """A bundle's training profile and info without loading the model (what a sensor tick needs)."""
+    directory = Path(directory)
+    info = json.loads((directory / "model.json").read_text()).get("info", {})
+    profile_path = directory / "profile.json"
+    profile = ListingsProfile.from_json(json.loads(profile_path.read_text())) if profile_path.exists() else None
+    return profile, info
+
+
 def blend(ridge_log: np.ndarray, booster_log: np.ndarray, ridge_weight: float) -> np.ndarray:
     return ridge_weight * ridge_log + (1 - ridge_weight) * booster_log
 

@@ -1,0 +1,1 @@
+"""Sensors: drift-triggered retraining (and, to come, asset-check alerts)."""

@@ -1,0 +1,42 @@
+"""Test support for the whole platform: a warehouse with synthetic listings and every model
+resource under one folder, and the main job's assets materialized with a tiny tuning budget."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from price_alchemy_assets.assets.listings import raw_listings, validated_and_rejected_listings
+from price_alchemy_assets.assets.model import champion, eval_report, tfidf_features, tuned_model
+from price_alchemy_assets.checks.listings import validated_listings_checks
+from price_alchemy_assets.checks.model import eval_report_checks
+from price_alchemy_assets.listings.ingest import ingest_listings_file
+from price_alchemy_assets.listings.synthetic import write_synthetic_listings
+from price_alchemy_assets.resources import resources_under
+
+TINY = {"max_evals": 2, "timeout_seconds": 60, "max_boost_rounds": 80, "early_stopping_rounds": 10}
+RUN_CONFIG = {"ops": {"tuned_model": {"config": TINY}}}
+ALL = [
+    raw_listings,
+    validated_and_rejected_listings,
+    tfidf_features,
+    tuned_model,
+    eval_report,
+    champion,
+    validated_listings_checks,
+    eval_report_checks,
+]
+
+
+def platform_under(tmp_path) -> tuple[dict, object]:
+    """Resources under tmp_path, with 3,000 synthetic listings from the last five days ingested."""
+    resources = resources_under(tmp_path)
+    start = datetime.now(UTC) - timedelta(days=5)
+    listings = write_synthetic_listings(tmp_path / "listings.tsv", 3_000, seed=4, start=start, days=5)
+    ingest_listings_file(listings, resources["warehouse"].open())
+    return resources, tmp_path
+
+
+def run_all(resources, instance) -> dg.ExecuteInProcessResult:
+    return dg.materialize(ALL, resources=resources, instance=instance, run_config=RUN_CONFIG, raise_on_error=False)

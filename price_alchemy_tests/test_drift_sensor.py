@@ -1,0 +1,79 @@
+"""The drift sensor on a real warehouse and champion: quiet before new listings and for an
+in-distribution batch, a tagged retraining request for a drifted batch, no repeat after it,
+and every evaluation recorded as a drift_report materialization."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from price_alchemy_assets.listings.ingest import ingest_listings_file
+from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
+from price_alchemy_assets.resources import DriftMonitorResource
+from price_alchemy_assets.sensors.drift import DRIFT_REPORT, listings_drift_sensor
+
+from .platform_run import run_all
+
+
+def tick(instance, resources, cursor=None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+    return listings_drift_sensor(context), context
+
+
+def report_of(result) -> dict:
+    (event,) = [e for e in result.asset_events if e.asset_key == DRIFT_REPORT]
+    return {key: value.value for key, value in event.metadata.items()}
+
+
+def test_drift_sensor_triggers_once_on_drift_and_never_on_in_distribution_listings(platform):
+    resources, tmp_path = platform
+    resources = resources | {"drift_monitor": DriftMonitorResource(min_rows=300, cooldown_minutes=0)}
+    warehouse = resources["warehouse"].open()
+    start = datetime.now(UTC) - timedelta(days=1)
+    with dg.instance_for_test() as instance:
+        before = tick(instance, resources)[0]
+        assert isinstance(before, dg.SkipReason) and "no champion" in before.skip_message
+        assert run_all(resources, instance).success
+
+        quiet, _ = tick(instance, resources)
+        assert not quiet.run_requests and report_of(quiet)["new_listings"] == 0
+
+        same_market = write_synthetic_listings(tmp_path / "more.tsv", 1_500, seed=11, start=start, days=1)
+        ingest_listings_file(same_market, warehouse)
+        in_distribution, _ = tick(instance, resources)
+        assert not in_distribution.run_requests, in_distribution.skip_reason
+        assert report_of(in_distribution)["new_listings"] == 1_500 and not report_of(in_distribution)["drifted"]
+
+        shifted = write_synthetic_listings(
+            tmp_path / "brands.tsv", 1_500, seed=12, start=start, days=1, drift=DriftKind.NEW_BRANDS
+        )
+        ingest_listings_file(shifted, warehouse)
+        drifted, _ = tick(instance, resources)
+        (request,) = drifted.run_requests
+        assert request.tags["price_alchemy/trigger"] == "listings_drift"
+        assert "unseen brands" in request.tags["price_alchemy/drift_reasons"]
+        assert report_of(drifted)["drifted"] and report_of(drifted)["new_listings"] == 3_000
+        assert json.loads(drifted.cursor)["triggered"]["rows"] == 3_000
+
+        again, _ = tick(instance, resources, cursor=drifted.cursor)  # as after a daemon restart
+        assert not again.run_requests and "already triggered" in again.skip_reason.skip_message
+
+
+def test_cooldown_holds_back_a_second_trigger(platform):
+    resources, tmp_path = platform
+    resources = resources | {"drift_monitor": DriftMonitorResource(min_rows=300, cooldown_minutes=60)}
+    with dg.instance_for_test() as instance:
+        assert run_all(resources, instance).success
+        start = datetime.now(UTC) - timedelta(days=1)
+        for seed, rows in ((13, 800), (14, 800)):
+            drifted = write_synthetic_listings(
+                tmp_path / f"c{seed}.tsv", rows, seed=seed, start=start, days=1, drift=DriftKind.CONDITION
+            )
+            ingest_listings_file(drifted, resources["warehouse"].open())
+            if seed == 13:
+                first, _ = tick(instance, resources)
+                assert len(first.run_requests) == 1
+        second, _ = tick(instance, resources, cursor=first.cursor)
+        assert not second.run_requests and "cooldown" in second.skip_reason.skip_message
