@@ -95,16 +95,28 @@ class DriftMonitorResource(dg.ConfigurableResource):
     unseen_share: float = Field(default=DriftThresholds.unseen_share, description="share of unseen categories/brands")
     min_rows: int = Field(default=DriftThresholds.min_rows, description="new listings needed before judging")
     cooldown_minutes: float = Field(default=60.0, description="least time between two drift-triggered runs")
+    rmsle_increase: float = Field(
+        default=DriftThresholds.rmsle_increase, description="champion RMSLE rise on new labelled rows that is drift"
+    )
+    labelled_sample: int = Field(default=2_000, description="new labelled listings scored per tick, at most")
 
     def thresholds(self) -> DriftThresholds:
-        return DriftThresholds(psi=self.psi, unseen_share=self.unseen_share, min_rows=self.min_rows)
+        return DriftThresholds(
+            psi=self.psi, unseen_share=self.unseen_share, min_rows=self.min_rows, rmsle_increase=self.rmsle_increase
+        )
 
 
 def drift_monitor_from_env() -> DriftMonitorResource:
-    """PRICE_ALCHEMY_DRIFT_PSI, _UNSEEN_SHARE, _MIN_ROWS, _COOLDOWN_MINUTES override the defaults."""
+    """PRICE_ALCHEMY_DRIFT_PSI, _UNSEEN_SHARE, _MIN_ROWS, _COOLDOWN_MINUTES, _RMSLE_INCREASE override the defaults."""
     overrides = {
         field: kind(os.environ[f"PRICE_ALCHEMY_DRIFT_{field.upper()}"])
-        for field, kind in (("psi", float), ("unseen_share", float), ("min_rows", int), ("cooldown_minutes", float))
+        for field, kind in (
+            ("psi", float),
+            ("unseen_share", float),
+            ("min_rows", int),
+            ("cooldown_minutes", float),
+            ("rmsle_increase", float),
+        )
         if os.environ.get(f"PRICE_ALCHEMY_DRIFT_{field.upper()}")
     }
     return DriftMonitorResource(**overrides)

@@ -77,3 +77,20 @@ def test_cooldown_holds_back_a_second_trigger(platform):
                 assert len(first.run_requests) == 1
         second, _ = tick(instance, resources, cursor=first.cursor)
         assert not second.run_requests and "cooldown" in second.skip_reason.skip_message
+
+
+def test_inflation_is_caught_by_the_champions_error_on_new_labelled_listings(platform):
+    resources, tmp_path = platform
+    resources = resources | {"drift_monitor": DriftMonitorResource(min_rows=300, cooldown_minutes=0)}
+    with dg.instance_for_test() as instance:
+        assert run_all(resources, instance).success
+        start = datetime.now(UTC) - timedelta(days=1)
+        inflated = write_synthetic_listings(
+            tmp_path / "inflated.tsv", 1_500, seed=15, start=start, days=1, drift=DriftKind.INFLATION, strength=2.0
+        )
+        ingest_listings_file(inflated, resources["warehouse"].open())
+        result, _ = tick(instance, resources)
+        report = report_of(result)
+        assert report["labelled_rows"] == 1_500 and report["labelled_rmsle"] > 0
+        (request,) = result.run_requests
+        assert "champion RMSLE" in request.tags["price_alchemy/drift_reasons"], report["report"]

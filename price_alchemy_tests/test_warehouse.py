@@ -88,6 +88,11 @@ def test_profile_from_group_by_queries_matches_the_profile_of_the_rows(warehouse
     assert warehouse_profile(warehouse, ingested_after=watermark) == ListingsProfile.from_listings(
         read_listings_frame(later)
     )
+    sample = warehouse.sample_labelled(100, ingested_after=watermark)
+    assert len(sample) == 100 and (sample["price"] > 0).all() and (sample["ingested_at"] > watermark).all()
+    assert (
+        sample["listing_id"].tolist() == warehouse.sample_labelled(100, ingested_after=watermark)["listing_id"].tolist()
+    )
 
 
 def test_a_bad_file_leaves_the_warehouse_unchanged(warehouse, listings_file, tmp_path):

@@ -27,6 +27,10 @@ class DriftThresholds:
     min_rows: int = 500
     """Smaller batches are reported but never trigger: their PSI is mostly noise."""
     min_share: float = 0.01
+    rmsle_increase: float = 0.05
+    """Drift when the champion's RMSLE on newly labelled listings exceeds its evaluation RMSLE by this."""
+    min_labelled: int = 200
+    """Labelled listings needed before their error is judged."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,9 @@ class DriftReport:
     unseen_brand_share: float
     drifted: bool
     reasons: list[str] = field(default_factory=list)
+    labelled_rows: int = 0
+    labelled_rmsle: float | None = None
+    reference_rmsle: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -60,6 +67,11 @@ class DriftReport:
             f"Unseen categories: {self.unseen_category_share:.1%} of listings; "
             f"unseen brands: {self.unseen_brand_share:.1%}.",
         ]
+        if self.labelled_rmsle is not None:
+            lines.append(
+                f"Champion RMSLE on {self.labelled_rows:,} new labelled listings: {self.labelled_rmsle:.4f} "
+                f"(at evaluation: {self.reference_rmsle:.4f})."
+            )
         return "\n".join(lines)
 
 
@@ -91,8 +103,23 @@ def unseen_share(reference: dict, current: dict) -> float:
     return sum(count for value, count in current.items() if value not in reference) / total if total else 0.0
 
 
-def compare(reference: ListingsProfile, batch: ListingsProfile, thresholds: DriftThresholds) -> DriftReport:
-    """Feature-by-feature drift of `batch` from `reference`, and whether it crosses the thresholds."""
+@dataclass(frozen=True)
+class LabelledError:
+    """The champion's error on newly labelled listings, beside its error at evaluation."""
+
+    rows: int
+    rmsle: float
+    reference_rmsle: float
+
+
+def compare(
+    reference: ListingsProfile,
+    batch: ListingsProfile,
+    thresholds: DriftThresholds,
+    labelled: LabelledError | None = None,
+) -> DriftReport:
+    """Feature-by-feature drift of `batch` from `reference`, the champion's error on new labelled
+    listings where given, and whether either crosses the thresholds."""
     distributions = {
         "category": (reference.top_level_categories(), batch.top_level_categories(), 0.0),
         "category_name": (reference.counts["category_name"], batch.counts["category_name"], thresholds.min_share),
@@ -118,4 +145,22 @@ def compare(reference: ListingsProfile, batch: ListingsProfile, thresholds: Drif
         drifted = False
     else:
         drifted = bool(reasons)
-    return DriftReport(batch.rows, features, unseen_categories, unseen_brands, drifted, reasons)
+    if labelled is not None and labelled.rows >= thresholds.min_labelled:
+        increase = labelled.rmsle - labelled.reference_rmsle
+        if increase > thresholds.rmsle_increase:
+            reasons.append(
+                f"champion RMSLE {labelled.rmsle:.3f} on {labelled.rows} new labelled listings, "
+                f"+{increase:.3f} over its evaluation ({labelled.reference_rmsle:.3f})"
+            )
+            drifted = True
+    return DriftReport(
+        batch.rows,
+        features,
+        unseen_categories,
+        unseen_brands,
+        drifted,
+        reasons,
+        labelled.rows if labelled else 0,
+        labelled.rmsle if labelled else None,
+        labelled.reference_rmsle if labelled else None,
+    )

@@ -13,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from price_alchemy_assets.jobs import main_job
-from price_alchemy_assets.model.bundle import read_reference
-from price_alchemy_assets.monitoring.drift import compare
+from price_alchemy_assets.model.bundle import PriceModel, read_reference
+from price_alchemy_assets.model.metrics import rmsle
+from price_alchemy_assets.monitoring.drift import LabelledError, compare
 from price_alchemy_assets.monitoring.profile import warehouse_profile
 from price_alchemy_assets.resources import DriftMonitorResource, ModelStoreResource, WarehouseResource
 
@@ -46,8 +47,15 @@ def listings_drift_sensor(
     if reference is None or not info.get("ingested_through"):
         return dg.SkipReason(f"champion {champion.version} has no training profile; retrain to monitor drift")
     watermark = datetime.fromisoformat(info["ingested_through"])
-    batch = warehouse_profile(warehouse.open(), ingested_after=watermark)
-    report = compare(reference, batch, drift_monitor.thresholds())
+    listings = warehouse.open()
+    batch = warehouse_profile(listings, ingested_after=watermark)
+    thresholds = drift_monitor.thresholds()
+    labelled = None
+    sample = listings.sample_labelled(drift_monitor.labelled_sample, ingested_after=watermark)
+    if len(sample) >= thresholds.min_labelled and "rmsle" in champion.metrics:
+        predicted = PriceModel.load(champion.model_path).predict(sample)["price"]
+        labelled = LabelledError(len(sample), rmsle(sample["price"], predicted), float(champion.metrics["rmsle"]))
+    report = compare(reference, batch, thresholds, labelled)
     cursor = json.loads(context.cursor) if context.cursor else {}
     context.log.info(
         "drift of %d listings ingested after %s vs champion %s: %s",
@@ -67,6 +75,8 @@ def listings_drift_sensor(
             "max_psi": max((f.psi for f in report.features), default=0.0),
             "unseen_category_share": report.unseen_category_share,
             "unseen_brand_share": report.unseen_brand_share,
+            "labelled_rows": report.labelled_rows,
+            "labelled_rmsle": report.labelled_rmsle if report.labelled_rmsle is not None else float("nan"),
         },
     )
     if not report.drifted:

@@ -150,6 +150,19 @@ class Warehouse(ABC):
             )
         return conform(frame.reset_index(drop=True))
 
+    def sample_labelled(self, limit: int, ingested_after: datetime | None = None) -> pd.DataFrame:
+        """Up to `limit` priced listings (ingested after a moment): a fixed pseudo-random pick, by
+        row fingerprint, so a sensor can score new labelled rows without reading them all."""
+        where, params = _window(None, None, ingested_after)
+        where = f"{where} AND price > 0" if where else "WHERE price > 0"
+        with self._listings_session() as session:
+            frame = session.query(
+                f"SELECT {_COLUMNS} FROM {session.ref(self.listings_table)} {where} "
+                f"ORDER BY row_fingerprint LIMIT {int(limit)}",
+                params,
+            )
+        return conform(frame.reset_index(drop=True))
+
     def count_listings(self, start: datetime | None = None, end: datetime | None = None) -> int:
         return int(self.summary(start, end)["listings"])
 
