@@ -106,9 +106,8 @@ def main() -> None:
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with benchmarks/scale.py: {args.rows:,} synthetic "
         f"listings, default tuning budget, in-process executor, 2 cores. Job "
         f"{'succeeded' if result.success else 'FAILED'}: raw_listings -> champion in {job_seconds / 60:.1f} min; "
-        f"synth + ingest + job {table['seconds'].sum() / 60:.1f} min; peak RSS of the process {peak / 1024:.2f} GB.\n\n"
-        + table.to_markdown(index=False, floatfmt=".1f")
-        + "\n"
+        f"synth + ingest + job {table['seconds'].sum() / 60:.1f} min; peak RSS of the process {peak / 1024:.2f} "
+        "GiB.\n\n" + table.to_markdown(index=False, floatfmt=".1f") + "\n"
     )
     print(report)
     if args.output:

@@ -18,8 +18,22 @@ from .platform_run import run_all
 
 
 def tick(instance, resources, cursor=None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-    return listings_drift_sensor(context), context
+    return listings_drift_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+
+
+def arrive(platform, rows: int, seed: int, drift: DriftKind | None = None, strength: float = 1.0) -> None:
+    """A batch of listings created over the last day reaches the warehouse."""
+    resources, tmp_path = platform
+    batch = write_synthetic_listings(
+        tmp_path / f"batch-{seed}.tsv",
+        rows,
+        seed=seed,
+        start=datetime.now(UTC) - timedelta(days=1),
+        days=1,
+        drift=drift,
+        strength=strength,
+    )
+    ingest_listings_file(batch, resources["warehouse"].open())
 
 
 def report_of(result) -> dict:
@@ -28,68 +42,50 @@ def report_of(result) -> dict:
 
 
 def test_drift_sensor_triggers_once_on_drift_and_never_on_in_distribution_listings(platform):
-    resources, tmp_path = platform
-    resources = resources | {"drift_monitor": DriftMonitorResource(min_rows=300, cooldown_minutes=0)}
-    warehouse = resources["warehouse"].open()
-    start = datetime.now(UTC) - timedelta(days=1)
+    resources = platform[0] | {"drift_monitor": DriftMonitorResource(min_rows=300, cooldown_minutes=0)}
     with dg.instance_for_test() as instance:
-        before = tick(instance, resources)[0]
+        before = tick(instance, resources)
         assert isinstance(before, dg.SkipReason) and "no champion" in before.skip_message
         assert run_all(resources, instance).success
 
-        quiet, _ = tick(instance, resources)
+        quiet = tick(instance, resources)
         assert not quiet.run_requests and report_of(quiet)["new_listings"] == 0
 
-        same_market = write_synthetic_listings(tmp_path / "more.tsv", 1_500, seed=11, start=start, days=1)
-        ingest_listings_file(same_market, warehouse)
-        in_distribution, _ = tick(instance, resources)
+        arrive(platform, 1_500, seed=11)
+        in_distribution = tick(instance, resources)
         assert not in_distribution.run_requests, in_distribution.skip_reason
         assert report_of(in_distribution)["new_listings"] == 1_500 and not report_of(in_distribution)["drifted"]
 
-        shifted = write_synthetic_listings(
-            tmp_path / "brands.tsv", 1_500, seed=12, start=start, days=1, drift=DriftKind.NEW_BRANDS
-        )
-        ingest_listings_file(shifted, warehouse)
-        drifted, _ = tick(instance, resources)
+        arrive(platform, 1_500, seed=12, drift=DriftKind.NEW_BRANDS)
+        drifted = tick(instance, resources)
         (request,) = drifted.run_requests
         assert request.tags["price_alchemy/trigger"] == "listings_drift"
         assert "unseen brands" in request.tags["price_alchemy/drift_reasons"]
         assert report_of(drifted)["drifted"] and report_of(drifted)["new_listings"] == 3_000
         assert json.loads(drifted.cursor)["triggered"]["rows"] == 3_000
 
-        again, _ = tick(instance, resources, cursor=drifted.cursor)  # as after a daemon restart
+        again = tick(instance, resources, cursor=drifted.cursor)  # as after a daemon restart
         assert not again.run_requests and "already triggered" in again.skip_reason.skip_message
 
 
 def test_cooldown_holds_back_a_second_trigger(platform):
-    resources, tmp_path = platform
-    resources = resources | {"drift_monitor": DriftMonitorResource(min_rows=300, cooldown_minutes=60)}
+    resources = platform[0] | {"drift_monitor": DriftMonitorResource(min_rows=300, cooldown_minutes=60)}
     with dg.instance_for_test() as instance:
         assert run_all(resources, instance).success
-        start = datetime.now(UTC) - timedelta(days=1)
-        for seed, rows in ((13, 800), (14, 800)):
-            drifted = write_synthetic_listings(
-                tmp_path / f"c{seed}.tsv", rows, seed=seed, start=start, days=1, drift=DriftKind.CONDITION
-            )
-            ingest_listings_file(drifted, resources["warehouse"].open())
-            if seed == 13:
-                first, _ = tick(instance, resources)
-                assert len(first.run_requests) == 1
-        second, _ = tick(instance, resources, cursor=first.cursor)
+        arrive(platform, 800, seed=13, drift=DriftKind.CONDITION)
+        first = tick(instance, resources)
+        assert len(first.run_requests) == 1
+        arrive(platform, 800, seed=14, drift=DriftKind.CONDITION)
+        second = tick(instance, resources, cursor=first.cursor)
         assert not second.run_requests and "cooldown" in second.skip_reason.skip_message
 
 
 def test_inflation_is_caught_by_the_champions_error_on_new_labelled_listings(platform):
-    resources, tmp_path = platform
-    resources = resources | {"drift_monitor": DriftMonitorResource(min_rows=300, cooldown_minutes=0)}
+    resources = platform[0] | {"drift_monitor": DriftMonitorResource(min_rows=300, cooldown_minutes=0)}
     with dg.instance_for_test() as instance:
         assert run_all(resources, instance).success
-        start = datetime.now(UTC) - timedelta(days=1)
-        inflated = write_synthetic_listings(
-            tmp_path / "inflated.tsv", 1_500, seed=15, start=start, days=1, drift=DriftKind.INFLATION, strength=2.0
-        )
-        ingest_listings_file(inflated, resources["warehouse"].open())
-        result, _ = tick(instance, resources)
+        arrive(platform, 1_500, seed=15, drift=DriftKind.INFLATION, strength=2.0)
+        result = tick(instance, resources)
         report = report_of(result)
         assert report["labelled_rows"] == 1_500 and report["labelled_rmsle"] > 0
         (request,) = result.run_requests

@@ -122,11 +122,7 @@ def tfidf_features(config: FeaturesConfig, validated_listings: pd.DataFrame) -> 
     io_manager_key="record_io_manager",
     code_version=CODE_VERSION,
     kinds={"lightgbm", "mlflow"},
-    ins={
-        "tfidf_features": dg.AssetIn(
-            metadata={"listing_columns": ["listing_id", "price", "split", "category_name", "ingested_at"]}
-        )
-    },
+    ins={"tfidf_features": dg.AssetIn(metadata={"listing_columns": TUNING_COLUMNS})},
 )
 def tuned_model(
     context: dg.AssetExecutionContext,

@@ -84,8 +84,6 @@ class PriceModel:
             raise ValueError(f"{directory}: model format {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
         parts = joblib.load(directory / "sklearn.joblib")
         booster = lgb.Booster(model_str=(directory / "lightgbm.txt").read_text())
-        profile_path = directory / "profile.json"
-        profile = ListingsProfile.from_json(json.loads(profile_path.read_text())) if profile_path.exists() else None
         return cls(
             parts["featurizer"],
             parts["ridge"],
@@ -95,7 +93,7 @@ class PriceModel:
             meta["interval_coverage"],
             meta.get("info", {}),
             meta.get("category_prices", {}),
-            profile,
+            _read_profile(directory),
         )
 
 
@@ -103,9 +101,13 @@ def read_reference(directory: str | Path) -> tuple[ListingsProfile | None, dict]
     """A bundle's training profile and info without loading the model (what a sensor tick needs)."""
     directory = Path(directory)
     info = json.loads((directory / "model.json").read_text()).get("info", {})
-    profile_path = directory / "profile.json"
-    profile = ListingsProfile.from_json(json.loads(profile_path.read_text())) if profile_path.exists() else None
-    return profile, info
+    return _read_profile(directory), info
+
+
+def _read_profile(directory: Path) -> ListingsProfile | None:
+    """profile.json, which bundles saved before profiles existed lack."""
+    path = directory / "profile.json"
+    return ListingsProfile.from_json(json.loads(path.read_text())) if path.exists() else None
 
 
 def blend(ridge_log: np.ndarray, booster_log: np.ndarray, ridge_weight: float) -> np.ndarray:

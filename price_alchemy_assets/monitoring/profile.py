@@ -29,10 +29,6 @@ def log_price_bucket(price: pd.Series) -> pd.Series:
     return np.floor(np.log(price) * LOG_PRICE_BUCKETS_PER_UNIT).astype("int64")
 
 
-def length_bucket(text: pd.Series) -> pd.Series:
-    return chars_bucket(text.fillna("").astype(str).str.len())
-
-
 def chars_bucket(chars: pd.Series) -> pd.Series:
     return np.floor(np.log2(chars.astype("int64") + 1) * LENGTH_BUCKETS_PER_DOUBLING).astype("int64")
 
@@ -47,11 +43,11 @@ class ListingsProfile:
 
     @classmethod
     def from_listings(cls, listings: pd.DataFrame) -> ListingsProfile:
-        counts = {feature: _counts(listings[feature].astype("string").fillna(NONE)) for feature in CATEGORICAL}
-        priced = listings["price"][listings["price"].notna() & (listings["price"] > 0)] if "price" in listings else []
-        histograms = {"log_price": _counts(log_price_bucket(priced))} if len(priced) else {}
-        histograms |= {name: _counts(length_bucket(listings[column])) for name, column in TEXT.items()}
-        return cls(len(listings), counts, histograms)
+        """Counts the rows the way the warehouse's GROUP BY does, then buckets as from_counts."""
+        measured = {feature: listings[feature] for feature in CATEGORICAL}
+        measured["price"] = listings["price"] if "price" in listings else pd.Series(dtype="float64")
+        measured |= {name: listings[column].fillna("").astype(str).str.len() for name, column in TEXT.items()}
+        return cls.from_counts({name: _value_counts(values) for name, values in measured.items()})
 
     @classmethod
     def from_counts(cls, counts: dict[str, pd.DataFrame]) -> ListingsProfile:
@@ -99,6 +95,7 @@ def warehouse_profile(warehouse, ingested_after: datetime | None = None) -> List
     )
 
 
-def _counts(values: pd.Series) -> dict:
-    counted = values.value_counts()
-    return {(k.item() if hasattr(k, "item") else k): int(v) for k, v in counted.items()}
+def _value_counts(values: pd.Series) -> pd.DataFrame:
+    """`value`, `listings` per distinct value, missing values included: a GROUP BY in pandas."""
+    counted = values.value_counts(dropna=False)
+    return pd.DataFrame({"value": counted.index, "listings": counted.to_numpy()})

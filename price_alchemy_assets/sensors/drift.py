@@ -79,24 +79,19 @@ def listings_drift_sensor(
             "labelled_rmsle": report.labelled_rmsle if report.labelled_rmsle is not None else float("nan"),
         },
     )
+
+    def skipped(reason: str) -> dg.SensorResult:
+        """A tick without a run still records its drift_report and keeps the cursor."""
+        return dg.SensorResult(skip_reason=reason, asset_events=[event], cursor=context.cursor)
+
     if not report.drifted:
-        return dg.SensorResult(
-            skip_reason="no drift: " + ("; ".join(report.reasons) or "all within thresholds"),
-            asset_events=[event],
-            cursor=context.cursor,
-        )
+        return skipped("no drift: " + ("; ".join(report.reasons) or "all within thresholds"))
     now = datetime.now(UTC)
     triggered = cursor.get("triggered")
     if triggered and triggered["champion"] == champion.version and batch.rows <= triggered["rows"]:
-        return dg.SensorResult(
-            skip_reason=f"drift already triggered run {triggered['run_key']} for these listings",
-            asset_events=[event],
-            cursor=context.cursor,
-        )
+        return skipped(f"drift already triggered run {triggered['run_key']} for these listings")
     if triggered and now - datetime.fromisoformat(triggered["at"]) < timedelta(minutes=drift_monitor.cooldown_minutes):
-        return dg.SensorResult(
-            skip_reason=f"drift, but in cooldown since {triggered['at']}", asset_events=[event], cursor=context.cursor
-        )
+        return skipped(f"drift, but in cooldown since {triggered['at']}")
     run_key = f"drift-{champion.version}-{batch.rows}"
     request = dg.RunRequest(
         run_key=run_key,

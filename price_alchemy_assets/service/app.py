@@ -122,10 +122,10 @@ class PriceService:
             )
         return served
 
-    async def suggest(self, listings: list[Listing], route: str) -> tuple[list[PriceSuggestion], str]:
+    async def suggest(self, records: list[dict], route: str) -> tuple[list[PriceSuggestion], str]:
+        """`records` from listing_records."""
         self.served()
         started = time.perf_counter()
-        records = listing_records(listings)
         predicted, version = await self.batcher.predict(records)
         latency_ms = (time.perf_counter() - started) * 1000
         suggestions = [
@@ -160,7 +160,7 @@ def listing_records(listings: list[Listing]) -> list[dict]:
 
 @post("/predict", summary="Suggest a price and its range for one listing", status_code=HTTP_200_OK)
 async def predict(data: Listing, service: PriceService) -> PriceSuggestion:
-    suggestions, _ = await service.suggest([data], "predict")
+    suggestions, _ = await service.suggest(listing_records([data]), "predict")
     return suggestions[0]
 
 
@@ -169,15 +169,16 @@ async def predict_batch(data: ListingBatch, service: PriceService) -> PriceSugge
     if len(data.listings) > service.config.max_batch:
         message = f"at most {service.config.max_batch} listings per batch, got {len(data.listings)}"
         raise ValidationException(detail=f"listings: {message}", extra=[{"key": "listings", "message": message}])
-    suggestions, version = await service.suggest(data.listings, "predict_batch")
+    suggestions, version = await service.suggest(listing_records(data.listings), "predict_batch")
     return PriceSuggestions(suggestions, version)
 
 
 @post("/predict/explain", summary="A suggestion with why: typical category price and price drivers", status_code=200)
 async def predict_explain(data: Listing, service: PriceService) -> ExplainedSuggestion:
-    suggestions, version = await service.suggest([data], "predict_explain")
+    records = listing_records([data])
+    suggestions, _ = await service.suggest(records, "predict_explain")
     served = service.served()
-    frame = pd.DataFrame(listing_records([data]))
+    frame = pd.DataFrame(records)
     drivers = await service.batcher.run_in_inference_thread(served.explainer.drivers, frame)
     typical = served.explainer.typical_price(data.category_name)
     return ExplainedSuggestion(
