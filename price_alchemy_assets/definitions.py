@@ -11,6 +11,7 @@ from price_alchemy_assets.resources import (
     drift_monitor_from_env,
     listings_io_manager,
     model_resources_from_env,
+    prediction_log_from_env,
     warehouse_from_env,
 )
 from price_alchemy_assets.sensors.drift import drift_report, listings_drift_sensor
@@ -34,6 +35,7 @@ defs = dg.Definitions(
         "warehouse": warehouse_from_env(),
         "io_manager": listings_io_manager(),
         "drift_monitor": drift_monitor_from_env(),
+        "prediction_log": prediction_log_from_env(),
         **model_resources_from_env(),
     },
 )

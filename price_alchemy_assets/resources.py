@@ -20,6 +20,7 @@ from price_alchemy_assets.io_managers import TrainingDataIOManager
 from price_alchemy_assets.model.store import ModelStore
 from price_alchemy_assets.model.tracking import ExperimentTracker
 from price_alchemy_assets.monitoring.drift import DriftThresholds
+from price_alchemy_assets.monitoring.traffic import PredictionLogReader
 from price_alchemy_assets.warehouse import Warehouse
 from price_alchemy_assets.warehouse.bigquery_backend import BigQueryWarehouse
 from price_alchemy_assets.warehouse.duckdb_backend import DEFAULT_MEMORY_LIMIT, DuckDBWarehouse
@@ -99,15 +100,39 @@ class DriftMonitorResource(dg.ConfigurableResource):
         default=DriftThresholds.rmsle_increase, description="champion RMSLE rise on new labelled rows that is drift"
     )
     labelled_sample: int = Field(default=2_000, description="new labelled listings scored per tick, at most")
+    oov_increase: float = Field(
+        default=DriftThresholds.oov_increase, description="rise in the share of out-of-vocabulary words that is drift"
+    )
 
     def thresholds(self) -> DriftThresholds:
         return DriftThresholds(
-            psi=self.psi, unseen_share=self.unseen_share, min_rows=self.min_rows, rmsle_increase=self.rmsle_increase
+            psi=self.psi,
+            unseen_share=self.unseen_share,
+            min_rows=self.min_rows,
+            rmsle_increase=self.rmsle_increase,
+            oov_increase=self.oov_increase,
         )
 
 
+class PredictionLogResource(dg.ConfigurableResource):
+    """The service's prediction log, read by the drift sensor as live traffic."""
+
+    url: str = Field(description="SQLAlchemy URL of the prediction log (SQLite file or PostgreSQL)")
+
+    def reader(self) -> PredictionLogReader:
+        return PredictionLogReader(self.url)
+
+
+def prediction_log_from_env() -> PredictionLogResource:
+    """PRICE_ALCHEMY_PREDICTION_LOG (a secret where it holds a password), else the local SQLite file."""
+    if os.environ.get(settings.PREDICTION_LOG_ENV):
+        return PredictionLogResource(url=dg.EnvVar(settings.PREDICTION_LOG_ENV))
+    return PredictionLogResource(url=settings.default_prediction_log_url())
+
+
 def drift_monitor_from_env() -> DriftMonitorResource:
-    """PRICE_ALCHEMY_DRIFT_PSI, _UNSEEN_SHARE, _MIN_ROWS, _COOLDOWN_MINUTES, _RMSLE_INCREASE override the defaults."""
+    """PRICE_ALCHEMY_DRIFT_PSI, _UNSEEN_SHARE, _MIN_ROWS, _COOLDOWN_MINUTES, _RMSLE_INCREASE, _OOV_INCREASE
+    override the defaults."""
     overrides = {
         field: kind(os.environ[f"PRICE_ALCHEMY_DRIFT_{field.upper()}"])
         for field, kind in (
@@ -116,6 +141,7 @@ def drift_monitor_from_env() -> DriftMonitorResource:
             ("min_rows", int),
             ("cooldown_minutes", float),
             ("rmsle_increase", float),
+            ("oov_increase", float),
         )
         if os.environ.get(f"PRICE_ALCHEMY_DRIFT_{field.upper()}")
     }
@@ -194,6 +220,7 @@ def resources_under(root: Path) -> dict:
     return {
         "warehouse": DuckDBWarehouseResource(path=str(root / "warehouse.duckdb")),
         "io_manager": DuckDBPandasIOManager(database=str(root / "assets.duckdb"), schema="price_alchemy"),
+        "prediction_log": PredictionLogResource(url=f"sqlite:///{root / 'predictions.sqlite'}"),
         **_model_resources(root, f"sqlite:///{root / 'mlflow.db'}", str(root / "mlartifacts"), str(root / "store")),
     }
 

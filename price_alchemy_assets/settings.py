@@ -50,6 +50,14 @@ def dagster_home() -> Path:
     return home
 
 
+PREDICTION_LOG_ENV = "PRICE_ALCHEMY_PREDICTION_LOG"
+
+
+def default_prediction_log_url() -> str:
+    """An SQLite file beside the other local state; PostgreSQL in production (PRICE_ALCHEMY_PREDICTION_LOG)."""
+    return f"sqlite:///{data_dir() / 'predictions.sqlite'}"
+
+
 def default_model_store() -> Path:
     return data_dir() / "model_store"
 

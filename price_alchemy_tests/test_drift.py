@@ -69,3 +69,23 @@ def test_psi_is_zero_for_the_same_distribution_and_grows_with_the_shift():
     small = population_stability_index(np.array([50.0, 30, 20]), np.array([45.0, 33, 22]))
     large = population_stability_index(np.array([50.0, 30, 20]), np.array([10.0, 30, 60]))
     assert same == pytest.approx(0.0, abs=1e-9) and 0 < small < 0.05 < large
+
+
+def test_new_wording_raises_the_out_of_vocabulary_rate():
+    from price_alchemy_assets.model.features import ListingFeaturizer
+
+    train, held_out = market(4_000, seed=1), market(1_000, seed=2)
+    featurizer = ListingFeaturizer().fit(train)
+    reference = ListingsProfile.from_listings(train).with_oov_rate(featurizer, held_out)
+
+    def batch(drift: DriftKind | None) -> ListingsProfile:
+        listings = pd.concat(MarketplaceSynthesizer(seed=9, drift=drift).batches(1_500, datetime(2026, 11, 1), 5.0))
+        return ListingsProfile.from_listings(listings).with_oov_rate(featurizer, listings)
+
+    same, reworded = compare(reference, batch(None), THRESHOLDS), compare(reference, batch(DriftKind.TEXT), THRESHOLDS)
+    assert 0 <= reference.oov_rate < 0.02 and same.oov_rate < reference.oov_rate + THRESHOLDS.oov_increase
+    assert not any("out-of-vocabulary" in reason for reason in same.reasons)
+    assert reworded.oov_rate > reference.oov_rate + THRESHOLDS.oov_increase
+    assert any(reason.startswith("out-of-vocabulary words") for reason in reworded.reasons), reworded.reasons
+    assert "outside the champion's vocabulary" in reworded.to_markdown()
+    assert ListingsProfile.from_json(json.loads(json.dumps(reference.to_json()))).oov_rate == reference.oov_rate

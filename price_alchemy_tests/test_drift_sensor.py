@@ -1,20 +1,24 @@
-"""The drift sensor on a real warehouse and champion: quiet before new listings and for an
-in-distribution batch, a tagged retraining request for a drifted batch, no repeat after it,
-and every evaluation recorded as a drift_report materialization."""
+"""The drift sensor on a real warehouse, champion and service: quiet before new listings and for
+an in-distribution batch, a tagged retraining request for a drifted batch or drifted live
+traffic, no repeat after it, and every evaluation recorded as a drift_report materialization."""
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pandas as pd
 
+from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.listings.ingest import ingest_listings_file
-from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
+from price_alchemy_assets.listings.synthetic import DriftKind, MarketplaceSynthesizer, write_synthetic_listings
 from price_alchemy_assets.resources import DriftMonitorResource
-from price_alchemy_assets.sensors.drift import DRIFT_REPORT, listings_drift_sensor
+from price_alchemy_assets.sensors.drift import DRIFT_REPORT, LIVE_TRAFFIC, NEW_LISTINGS, listings_drift_sensor
 
 from .platform_run import run_all
+from .serving import running_service
 
 
 def tick(instance, resources, cursor=None):
@@ -36,8 +40,8 @@ def arrive(platform, rows: int, seed: int, drift: DriftKind | None = None, stren
     ingest_listings_file(batch, resources["warehouse"].open())
 
 
-def report_of(result) -> dict:
-    (event,) = [e for e in result.asset_events if e.asset_key == DRIFT_REPORT]
+def report_of(result, source: str = NEW_LISTINGS) -> dict:
+    (event,) = [e for e in result.asset_events if e.asset_key == DRIFT_REPORT and e.metadata["source"].value == source]
     return {key: value.value for key, value in event.metadata.items()}
 
 
@@ -90,3 +94,42 @@ def test_inflation_is_caught_by_the_champions_error_on_new_labelled_listings(pla
         assert report["labelled_rows"] == 1_500 and report["labelled_rmsle"] > 0
         (request,) = result.run_requests
         assert "champion RMSLE" in request.tags["price_alchemy/drift_reasons"], report["report"]
+
+
+def test_drifted_live_traffic_triggers_retraining_once_per_champion(platform):
+    """Sellers use the real service; what it logged is compared with the champion's profile."""
+    resources, tmp_path = platform
+    resources = resources | {"drift_monitor": DriftMonitorResource(min_rows=300, cooldown_minutes=0)}
+    with dg.instance_for_test() as instance:
+        assert run_all(resources, instance).success
+
+        def sellers_ask(rows: int, seed: int, drift: DriftKind | None = None) -> None:
+            listings = pd.concat(MarketplaceSynthesizer(seed=seed, drift=drift).batches(rows, datetime.now(UTC), 1.0))[
+                list(SELLER_FIELDS)
+            ]
+            bodies = [
+                {key: value for key, value in row.items() if isinstance(value, str | int) and value != ""}
+                for row in listings.astype(object).where(listings.notna(), None).to_dict("records")
+            ]
+            with service.client() as client:
+                client.post("/predict/batch", json={"listings": bodies}).raise_for_status()
+
+        with running_service(tmp_path / "store", tmp_path, extra_env={"PRICE_ALCHEMY_MAX_BATCH": "1000"}) as service:
+            sellers_ask(800, seed=21)
+            time.sleep(1.5)  # the log is written within a second
+            quiet = tick(instance, resources)
+            assert not quiet.run_requests, quiet.skip_reason
+            traffic = report_of(quiet, LIVE_TRAFFIC)
+            assert traffic["new_listings"] == 800 and not traffic["drifted"] and traffic["oov_rate"] < 0.05
+
+            sellers_ask(800, seed=22, drift=DriftKind.NEW_CATEGORIES)
+            time.sleep(1.5)
+            drifted = tick(instance, resources)
+        (request,) = drifted.run_requests
+        assert request.tags["price_alchemy/trigger"] == "traffic_drift"
+        assert request.tags["price_alchemy/drift_reasons"].startswith("live traffic: ")
+        assert request.tags["price_alchemy/traffic_listings"] == "1600"
+        assert report_of(drifted, LIVE_TRAFFIC)["drifted"] and not report_of(drifted)["drifted"]
+
+        again = tick(instance, resources, cursor=drifted.cursor)
+        assert not again.run_requests and "already triggered" in again.skip_reason.skip_message

@@ -1,17 +1,22 @@
 """The prediction log on its own: batched background writes readable while they happen, nothing
 lost on close, the same on PostgreSQL, and rows kept (then counted when dropped) while the
-database is away."""
+database is away; and the drift sensor's reading of it (GROUP BY profiles of live traffic)."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
 
+import pandas as pd
 import sqlalchemy as sa
 
+from price_alchemy_assets.listings.columns import SELLER_FIELDS
+from price_alchemy_assets.monitoring.profile import ListingsProfile
+from price_alchemy_assets.monitoring.traffic import PredictionLogReader
 from price_alchemy_assets.service.prediction_log import LoggedRequest, PredictionLog, predictions
 
 from .serving import free_port
+from .test_model_pieces import market
 
 
 def logged(count: int, start: int = 0) -> LoggedRequest:
@@ -80,3 +85,41 @@ def test_rows_wait_while_the_database_is_away():
     assert "OperationalError" in stats["last_error"]
     log.close()  # gives up after its retries instead of hanging
     assert log.stats()["pending"] == 120
+
+
+def served_listings(url: str) -> pd.DataFrame:
+    """Synthetic listings priced by two model versions, written through the log as the service does."""
+    listings = market(1_300, seed=5)[list(SELLER_FIELDS)].head(1_200)
+    listings = listings.astype(object).where(listings.notna(), None)
+    log = PredictionLog(url, flush_seconds=0.05)
+    log.start()
+    for version, part in (("v1", listings.iloc[:1_000]), ("v2", listings.iloc[1_000:])):
+        records = part.to_dict("records")
+        log.append(
+            LoggedRequest(
+                datetime.now(UTC), "r", "predict_batch", version, 2.0, records, [(9.0, 5.0, 15.0)] * len(records)
+            )
+        )
+    log.close()
+    return listings.iloc[:1_000]
+
+
+def check_traffic_profile(url: str) -> None:
+    reader = PredictionLogReader(url)
+    assert reader.profile("v1").rows == 0 and len(reader.latest("v1", 10)) == 0  # no log yet
+    served = served_listings(url)
+    expected = ListingsProfile.from_listings(served.assign(price=float("nan")))
+    assert reader.profile("v1") == expected and reader.profile("v2").rows == 200
+    latest = reader.latest("v1", 50)
+    assert list(latest.columns) == list(SELLER_FIELDS) and list(latest["name"]) == list(served["name"].iloc[::-1][:50])
+
+
+def test_traffic_profile_from_the_sqlite_log_equals_the_profile_of_the_listings(tmp_path):
+    url = f"sqlite:///{tmp_path / 'predictions.sqlite'}"
+    check_traffic_profile(url)
+    assert (tmp_path / "predictions.sqlite").is_file()
+
+
+def test_traffic_profile_from_the_postgres_log(postgres_database):
+    db = postgres_database
+    check_traffic_profile(f"postgresql://{db['user']}@{db['host']}:{db['port']}/{db['db']}")

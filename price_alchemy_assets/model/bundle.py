@@ -163,10 +163,10 @@ def train_price_model(
     A featurizer already fitted on `train` (and its matrices) may be passed in to avoid refitting,
     and the train split's profile, where `train` holds only some columns.
     """
-    if profile is None:
-        profile = ListingsProfile.from_listings(train)
     if featurizer is None:
         featurizer = ListingFeaturizer(config.featurizer).fit(train)
+    if profile is None:
+        profile = ListingsProfile.from_listings(train).with_oov_rate(featurizer, validation)
     x_train = featurizer.transform(train) if train_features is None else train_features
     x_valid = featurizer.transform(validation) if validation_features is None else validation_features
     y_train, y_valid = np.log1p(train["price"].to_numpy()), np.log1p(validation["price"].to_numpy())

@@ -82,4 +82,6 @@ def build_training_data(
     train = labelled[labelled["split"] == TRAIN]
     featurizer = ListingFeaturizer(config).fit(train)
     matrices = {split: featurizer.transform(labelled[labelled["split"] == split]) for split in SPLITS}
-    return TrainingData(labelled, featurizer, matrices, data_version(labelled), ListingsProfile.from_listings(train))
+    validation = labelled[labelled["split"] == VALIDATION]
+    profile = ListingsProfile.from_listings(train).with_oov_rate(featurizer, validation)
+    return TrainingData(labelled, featurizer, matrices, data_version(labelled), profile)

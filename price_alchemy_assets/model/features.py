@@ -184,6 +184,20 @@ class ListingFeaturizer:
     def fit_transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
         return self.fit(frame).transform(frame)
 
+    def oov_rate(self, frame: pd.DataFrame) -> float:
+        """Share of the words in names and descriptions that the fitted vocabularies lack: new
+        wording the text features cannot see (0 for listings without words)."""
+        seen = total = 0
+        for vectorizer, texts in zip((self.name_vectorizer_, self.description_vectorizer_), _text(frame), strict=True):
+            words = vectorizer.build_tokenizer()
+            prepare = vectorizer.build_preprocessor()
+            vocabulary = vectorizer.vocabulary_
+            for text in texts:
+                tokens = words(prepare(text))
+                total += len(tokens)
+                seen += sum(token in vocabulary for token in tokens)
+        return (total - seen) / total if total else 0.0
+
     @property
     def vocabulary_sizes(self) -> dict[str, int]:
         return {

@@ -27,6 +27,8 @@ class DriftThresholds:
     min_rows: int = 500
     """Smaller batches are reported but never trigger: their PSI is mostly noise."""
     min_share: float = 0.01
+    oov_increase: float = 0.05
+    """Drift when the share of out-of-vocabulary words exceeds the training rows' share by this."""
     rmsle_increase: float = 0.05
     """Drift when the champion's RMSLE on newly labelled listings exceeds its evaluation RMSLE by this."""
     min_labelled: int = 200
@@ -51,6 +53,8 @@ class DriftReport:
     labelled_rows: int = 0
     labelled_rmsle: float | None = None
     reference_rmsle: float | None = None
+    oov_rate: float | None = None
+    reference_oov_rate: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -67,6 +71,11 @@ class DriftReport:
             f"Unseen categories: {self.unseen_category_share:.1%} of listings; "
             f"unseen brands: {self.unseen_brand_share:.1%}.",
         ]
+        if self.oov_rate is not None and self.reference_oov_rate is not None:
+            lines.append(
+                f"Words outside the champion's vocabulary: {self.oov_rate:.1%} (training rows: "
+                f"{self.reference_oov_rate:.1%})."
+            )
         if self.labelled_rmsle is not None:
             lines.append(
                 f"Champion RMSLE on {self.labelled_rows:,} new labelled listings: {self.labelled_rmsle:.4f} "
@@ -140,6 +149,12 @@ def compare(
     for label, share in (("categories", unseen_categories), ("brands", unseen_brands)):
         if share > thresholds.unseen_share:
             reasons.append(f"unseen {label} {share:.1%} > {thresholds.unseen_share:.0%}")
+    judge_oov = batch.oov_rate is not None and reference.oov_rate is not None
+    if judge_oov and batch.oov_rate - reference.oov_rate > thresholds.oov_increase:
+        reasons.append(
+            f"out-of-vocabulary words {batch.oov_rate:.1%}, +{batch.oov_rate - reference.oov_rate:.1%} "
+            f"over training ({reference.oov_rate:.1%})"
+        )
     if batch.rows < thresholds.min_rows:
         reasons = [f"only {batch.rows} listings (< {thresholds.min_rows}); not judged"] if reasons else []
         drifted = False
@@ -163,4 +178,6 @@ def compare(
         labelled.rows if labelled else 0,
         labelled.rmsle if labelled else None,
         labelled.reference_rmsle if labelled else None,
+        batch.oov_rate,
+        reference.oov_rate,
     )

@@ -10,7 +10,7 @@ buckets are defined once here and are simple enough to express in SQL.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -23,6 +23,8 @@ LOG_PRICE_BUCKETS_PER_UNIT = 2
 LENGTH_BUCKETS_PER_DOUBLING = 2
 """text-length bucket = floor(log2(chars + 1) * 2)."""
 TEXT = {"name_chars": "name", "description_chars": "item_description"}
+OOV_SAMPLE = 20_000
+"""Listings tokenized for an out-of-vocabulary rate: enough for a rate to +-0.5 points."""
 
 
 def log_price_bucket(price: pd.Series) -> pd.Series:
@@ -40,6 +42,8 @@ class ListingsProfile:
     """feature -> value -> listings, for CATEGORICAL (missing values as "(none)")."""
     histograms: dict[str, dict[int, int]] = field(default_factory=dict)
     """log_price, name_chars, description_chars -> bucket -> listings (log_price: labelled only)."""
+    oov_rate: float | None = None
+    """Share of name and description words outside the featurizer's vocabulary (see with_oov_rate)."""
 
     @classmethod
     def from_listings(cls, listings: pd.DataFrame) -> ListingsProfile:
@@ -48,6 +52,13 @@ class ListingsProfile:
         measured["price"] = listings["price"] if "price" in listings else pd.Series(dtype="float64")
         measured |= {name: listings[column].fillna("").astype(str).str.len() for name, column in TEXT.items()}
         return cls.from_counts({name: _value_counts(values) for name, values in measured.items()})
+
+    def with_oov_rate(self, featurizer, listings: pd.DataFrame, sample: int = OOV_SAMPLE) -> ListingsProfile:
+        """This profile with the out-of-vocabulary rate of (a fixed sample of) `listings` under a
+        fitted ListingFeaturizer. For the reference, pass held-out rows of the same market (the
+        validation split): the rows the vocabulary was fitted on undercount what new text misses."""
+        picked = listings.sample(sample, random_state=0) if len(listings) > sample else listings
+        return replace(self, oov_rate=featurizer.oov_rate(picked))
 
     @classmethod
     def from_counts(cls, counts: dict[str, pd.DataFrame]) -> ListingsProfile:
@@ -80,7 +91,7 @@ class ListingsProfile:
     @classmethod
     def from_json(cls, data: dict) -> ListingsProfile:
         histograms = {name: {int(k): v for k, v in h.items()} for name, h in data.get("histograms", {}).items()}
-        return cls(data["rows"], data["counts"], histograms)
+        return cls(data["rows"], data["counts"], histograms, data.get("oov_rate"))
 
 
 def _counts_of(keys: pd.Series, counted: pd.DataFrame) -> dict:

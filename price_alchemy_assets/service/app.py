@@ -82,8 +82,7 @@ class ServiceSettings:
 
         return cls(
             model_store=str(model_resources_from_env()["model_store"].store().root),
-            prediction_log_url=os.environ.get("PRICE_ALCHEMY_PREDICTION_LOG")
-            or f"sqlite:///{settings.data_dir() / 'predictions.sqlite'}",
+            prediction_log_url=os.environ.get(settings.PREDICTION_LOG_ENV) or settings.default_prediction_log_url(),
             admin_token=os.environ.get("PRICE_ALCHEMY_ADMIN_TOKEN") or None,
             reload_seconds=_env_float("PRICE_ALCHEMY_RELOAD_SECONDS", 2.0),
             max_batch=int(_env_float("PRICE_ALCHEMY_MAX_BATCH", 1000)),

@@ -1,0 +1,75 @@
+"""Live traffic as the drift sensor sees it: what the service was asked to price, read from the
+prediction log with GROUP BY queries (SQLite or PostgreSQL), never whole tables.
+
+Only requests the given model version answered count: traffic is compared with the profile of
+the data that version learned from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from price_alchemy_assets.listings.columns import SELLER_FIELDS
+from price_alchemy_assets.monitoring.profile import CATEGORICAL, TEXT, ListingsProfile
+from price_alchemy_assets.service.prediction_log import prediction_log_engine, predictions
+
+_MEASURES = {
+    **{feature: predictions.c[feature] for feature in CATEGORICAL},
+    "name_chars": sa.func.length(predictions.c.name),
+    "description_chars": sa.func.coalesce(sa.func.length(predictions.c.item_description), 0),
+}
+
+
+class PredictionLogReader:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _engine(self) -> sa.Engine | None:
+        """None where there is no log yet (the service never ran): a reader never creates one."""
+        if self.url.startswith("sqlite:///") and not Path(self.url.removeprefix("sqlite:///")).is_file():
+            return None
+        engine = prediction_log_engine(self.url)
+        if not sa.inspect(engine).has_table(predictions.name):
+            engine.dispose()
+            return None
+        return engine
+
+    def profile(self, model_version: str) -> ListingsProfile:
+        """The profile of the listings `model_version` priced (no prices: traffic is unlabelled)."""
+        counts = {name: pd.DataFrame({"value": [], "listings": []}) for name in (*CATEGORICAL, "price", *TEXT)}
+        engine = self._engine()
+        if engine is not None:
+            try:
+                with engine.connect() as connection:
+                    for name, measure in _MEASURES.items():
+                        value = measure.label("value")
+                        query = (
+                            sa.select(value, sa.func.count().label("listings"))
+                            .where(predictions.c.model_version == model_version)
+                            .group_by(value)
+                        )
+                        counts[name] = pd.DataFrame(connection.execute(query).all(), columns=["value", "listings"])
+            finally:
+                engine.dispose()
+        counts["shipping"]["listings"] = counts["shipping"]["listings"].astype("int64")
+        return ListingsProfile.from_counts(counts)
+
+    def latest(self, model_version: str, limit: int) -> pd.DataFrame:
+        """The seller fields of the newest `limit` listings `model_version` priced."""
+        engine = self._engine()
+        if engine is None:
+            return pd.DataFrame(columns=list(SELLER_FIELDS))
+        try:
+            query = (
+                sa.select(*(predictions.c[field] for field in SELLER_FIELDS))
+                .where(predictions.c.model_version == model_version)
+                .order_by(predictions.c.id.desc())
+                .limit(limit)
+            )
+            with engine.connect() as connection:
+                return pd.DataFrame(connection.execute(query).all(), columns=list(SELLER_FIELDS))
+        finally:
+            engine.dispose()
