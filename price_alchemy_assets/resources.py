@@ -19,6 +19,7 @@ from price_alchemy_assets import settings
 from price_alchemy_assets.io_managers import TrainingDataIOManager
 from price_alchemy_assets.model.store import ModelStore
 from price_alchemy_assets.model.tracking import ExperimentTracker
+from price_alchemy_assets.monitoring.alerts import AlertChannel, LogChannel, SmtpChannel, WebhookChannel
 from price_alchemy_assets.monitoring.drift import DriftThresholds
 from price_alchemy_assets.monitoring.traffic import PredictionLogReader
 from price_alchemy_assets.warehouse import Warehouse
@@ -130,6 +131,66 @@ def prediction_log_from_env() -> PredictionLogResource:
     return PredictionLogResource(url=settings.default_prediction_log_url())
 
 
+class AlertingResource(dg.ConfigurableResource):
+    """Where alerts go: the log always, a Slack-compatible webhook and e-mail when configured."""
+
+    dagster_url: str = Field(default="http://127.0.0.1:3000", description="base URL of the Dagster UI, for run links")
+    webhook_url: str | None = Field(default=None, description="Slack-compatible incoming webhook")
+    smtp_host: str | None = Field(default=None, description="SMTP server; e-mail is off without it")
+    smtp_port: int = 25
+    smtp_sender: str = "price-alchemy@localhost"
+    smtp_recipients: list[str] = Field(default_factory=list)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    attempts: int = Field(default=3, description="tries per channel and alert, with exponential backoff")
+
+    def channels(self) -> list[AlertChannel]:
+        channels: list[AlertChannel] = [LogChannel()]
+        if self.webhook_url:
+            channels.append(WebhookChannel(self.webhook_url))
+        if self.smtp_host and self.smtp_recipients:
+            channels.append(
+                SmtpChannel(
+                    self.smtp_host,
+                    self.smtp_port,
+                    self.smtp_sender,
+                    self.smtp_recipients,
+                    self.smtp_username,
+                    self.smtp_password,
+                    self.smtp_starttls,
+                )
+            )
+        return channels
+
+    def run_url(self, run_id: str) -> str:
+        return f"{self.dagster_url.rstrip('/')}/runs/{run_id}"
+
+
+def alerting_from_env() -> AlertingResource:
+    """PRICE_ALCHEMY_DAGSTER_URL, PRICE_ALCHEMY_ALERT_WEBHOOK (secret), PRICE_ALCHEMY_SMTP_HOST, _PORT,
+    _SENDER, _USERNAME, _PASSWORD (secret), _STARTTLS, and PRICE_ALCHEMY_ALERT_EMAILS (comma-separated)."""
+    env = os.environ.get
+    secret = {
+        name: dg.EnvVar(variable)
+        for name, variable in (
+            ("webhook_url", "PRICE_ALCHEMY_ALERT_WEBHOOK"),
+            ("smtp_password", "PRICE_ALCHEMY_SMTP_PASSWORD"),
+        )
+        if env(variable)
+    }
+    return AlertingResource(
+        dagster_url=env("PRICE_ALCHEMY_DAGSTER_URL") or "http://127.0.0.1:3000",
+        smtp_host=env("PRICE_ALCHEMY_SMTP_HOST") or None,
+        smtp_port=int(env("PRICE_ALCHEMY_SMTP_PORT") or 25),
+        smtp_sender=env("PRICE_ALCHEMY_SMTP_SENDER") or "price-alchemy@localhost",
+        smtp_recipients=[a.strip() for a in (env("PRICE_ALCHEMY_ALERT_EMAILS") or "").split(",") if a.strip()],
+        smtp_username=env("PRICE_ALCHEMY_SMTP_USERNAME") or None,
+        smtp_starttls=(env("PRICE_ALCHEMY_SMTP_STARTTLS") or "").lower() in {"1", "true", "yes"},
+        **secret,
+    )
+
+
 def drift_monitor_from_env() -> DriftMonitorResource:
     """PRICE_ALCHEMY_DRIFT_PSI, _UNSEEN_SHARE, _MIN_ROWS, _COOLDOWN_MINUTES, _RMSLE_INCREASE, _OOV_INCREASE
     override the defaults."""
@@ -221,6 +282,7 @@ def resources_under(root: Path) -> dict:
         "warehouse": DuckDBWarehouseResource(path=str(root / "warehouse.duckdb")),
         "io_manager": DuckDBPandasIOManager(database=str(root / "assets.duckdb"), schema="price_alchemy"),
         "prediction_log": PredictionLogResource(url=f"sqlite:///{root / 'predictions.sqlite'}"),
+        "alerting": AlertingResource(),
         **_model_resources(root, f"sqlite:///{root / 'mlflow.db'}", str(root / "mlartifacts"), str(root / "store")),
     }
 
