@@ -14,6 +14,7 @@ from price_alchemy_assets import settings
 from price_alchemy_assets.listings.files import ListingsFileError
 from price_alchemy_assets.listings.ingest import DEFAULT_CHUNK_ROWS, ingest_listings_file
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
+from price_alchemy_assets.warehouse import WarehouseBusy
 
 
 class _Failure(click.ClickException):
@@ -38,6 +39,8 @@ def _warehouse():
         with open_warehouse_from_env() as warehouse:
             opened = True
             yield warehouse
+    except WarehouseBusy as busy:
+        raise _Failure(f"{busy} (nothing was changed; try again when it finishes)") from busy
     except Exception as error:
         if opened:
             raise

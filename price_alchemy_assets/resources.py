@@ -70,9 +70,10 @@ class WarehouseResource(dg.ConfigurableResource):
 class DuckDBWarehouseResource(WarehouseResource):
     path: str = Field(description="DuckDB database file holding the listings table")
     memory_limit: str = Field(default=DEFAULT_MEMORY_LIMIT, description="DuckDB buffer pool cap, e.g. 512MB")
+    lock_wait_seconds: float = Field(default=20.0, description="wait this long for another process to release the file")
 
     def open(self) -> Warehouse:
-        return DuckDBWarehouse(self.path, self.memory_limit)
+        return DuckDBWarehouse(self.path, self.memory_limit, self.lock_wait_seconds)
 
 
 class BigQueryWarehouseResource(WarehouseResource):
@@ -104,6 +105,24 @@ class DriftMonitorResource(dg.ConfigurableResource):
     oov_increase: float = Field(
         default=DriftThresholds.oov_increase, description="rise in the share of out-of-vocabulary words that is drift"
     )
+
+    retrain_max_evals: int | None = Field(default=None, description="tuning trials of a drift-triggered run")
+    retrain_timeout_seconds: float | None = Field(default=None, description="tuning budget of a drift-triggered run")
+    retrain_in_process: bool = Field(
+        default=False, description="run a drift-triggered run's steps in one process (small machines, demos)"
+    )
+
+    def retrain_run_config(self) -> dict:
+        """The run config a drift-triggered run gets: the job's defaults unless a budget is set."""
+        tuning = {
+            key: value
+            for key, value in (("max_evals", self.retrain_max_evals), ("timeout_seconds", self.retrain_timeout_seconds))
+            if value is not None
+        }
+        config: dict = {"ops": {"tuned_model": {"config": tuning}}} if tuning else {}
+        if self.retrain_in_process:
+            config["execution"] = {"config": {"in_process": {}}}
+        return config
 
     def thresholds(self) -> DriftThresholds:
         return DriftThresholds(
@@ -192,8 +211,8 @@ def alerting_from_env() -> AlertingResource:
 
 
 def drift_monitor_from_env() -> DriftMonitorResource:
-    """PRICE_ALCHEMY_DRIFT_PSI, _UNSEEN_SHARE, _MIN_ROWS, _COOLDOWN_MINUTES, _RMSLE_INCREASE, _OOV_INCREASE
-    override the defaults."""
+    """PRICE_ALCHEMY_DRIFT_PSI, _UNSEEN_SHARE, _MIN_ROWS, _COOLDOWN_MINUTES, _RMSLE_INCREASE, _OOV_INCREASE,
+    _RETRAIN_MAX_EVALS, _RETRAIN_TIMEOUT_SECONDS, _RETRAIN_IN_PROCESS override the defaults."""
     overrides = {
         field: kind(os.environ[f"PRICE_ALCHEMY_DRIFT_{field.upper()}"])
         for field, kind in (
@@ -203,6 +222,9 @@ def drift_monitor_from_env() -> DriftMonitorResource:
             ("cooldown_minutes", float),
             ("rmsle_increase", float),
             ("oov_increase", float),
+            ("retrain_max_evals", int),
+            ("retrain_timeout_seconds", float),
+            ("retrain_in_process", lambda value: value.strip().lower() in {"1", "true", "yes"}),
         )
         if os.environ.get(f"PRICE_ALCHEMY_DRIFT_{field.upper()}")
     }
@@ -215,6 +237,7 @@ def warehouse_from_env() -> WarehouseResource:
         return DuckDBWarehouseResource(
             path=os.environ.get("PRICE_ALCHEMY_DUCKDB_PATH") or str(settings.default_warehouse_path()),
             memory_limit=os.environ.get("PRICE_ALCHEMY_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT,
+            lock_wait_seconds=float(os.environ.get("PRICE_ALCHEMY_DUCKDB_LOCK_WAIT_SECONDS") or 20),
         )
     if backend == "bigquery":
         return BigQueryWarehouseResource(

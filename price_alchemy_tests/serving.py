@@ -121,3 +121,15 @@ def stop_service(process: subprocess.Popen) -> int:
             process.kill()
             process.wait()
     return process.returncode
+
+
+def group_gone(group: int, within_seconds: float = 20) -> bool:
+    """Whether every process of a process group has exited (and been reaped) within the time."""
+    deadline = time.monotonic() + within_seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.5)
+    return False

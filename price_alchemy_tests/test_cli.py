@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 import zipfile
 
 import dagster as dg
@@ -120,3 +122,41 @@ def test_bigquery_without_dataset_names_the_variable(price_alchemy_home, monkeyp
     result = run_cli("status")
     assert result.returncode == 1
     assert "PRICE_ALCHEMY_BQ_DATASET" in result.stderr
+
+
+def test_a_busy_warehouse_is_waited_for_then_named(price_alchemy_home, tmp_path):
+    """DuckDB lets one process at a time open the file: ingest waits for a sensor tick or a run
+    to let go, and past its wait says which file is busy, with nothing stored."""
+    listings = tmp_path / "listings.tsv"
+    assert run_cli("synth", "--rows", "500", "--seed", "3", "--output", str(listings)).returncode == 0
+    warehouse = price_alchemy_home / "data" / "warehouse.duckdb"
+    assert run_cli("status").returncode == 0  # creates the file
+
+    def hold(seconds: float) -> subprocess.Popen:
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                f"import duckdb, time; c = duckdb.connect({str(warehouse)!r}); "
+                f"print('held', flush=True); time.sleep({seconds})",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert holder.stdout.readline().strip() == "held"
+        return holder
+
+    holder = hold(30)
+    try:
+        busy = run_cli("ingest", str(listings), env={"PRICE_ALCHEMY_DUCKDB_LOCK_WAIT_SECONDS": "1"})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert busy.returncode == 1 and "is in use by another process" in busy.stderr and str(warehouse) in busy.stderr
+    assert "Traceback" not in busy.stderr
+
+    holder = hold(2)
+    waited = run_cli("ingest", str(listings))
+    holder.wait()
+    assert waited.returncode == 0, waited.stderr
+    assert "500 new" in waited.stdout

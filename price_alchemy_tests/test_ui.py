@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from price_alchemy_tests.bqemulator.server import free_port
+from price_alchemy_tests.serving import group_gone
 from price_alchemy_tests.test_instances import ASSETS
 
 QUERY = "{ assetNodes { assetKey { path } dependencyKeys { path } hasAssetChecks } }"
@@ -66,17 +67,6 @@ def test_ui_shows_assets_with_lineage_and_stops_on_sigint(price_alchemy_home, tm
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             pytest.fail("dagster dev did not stop on SIGINT")
-        deadline = time.monotonic() + 20
-        while _group_alive(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        if _group_alive(process.pid):
+        if not group_gone(process.pid):
             os.killpg(process.pid, signal.SIGKILL)
             pytest.fail("the webserver or daemon outlived dagster dev")
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-        return True
-    except ProcessLookupError:
-        return False

@@ -10,6 +10,7 @@ one run per champion: traffic keeps arriving, and retraining answers it once.
 """
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -26,6 +27,7 @@ from price_alchemy_assets.resources import (
     PredictionLogResource,
     WarehouseResource,
 )
+from price_alchemy_assets.warehouse import WarehouseBusy
 
 DRIFT_REPORT = dg.AssetKey("drift_report")
 drift_report = dg.AssetSpec(
@@ -66,7 +68,7 @@ def _report_event(source: str, champion_version: str, report: DriftReport, since
 
 @dg.sensor(
     job=main_job,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=int(os.environ.get("PRICE_ALCHEMY_DRIFT_SENSOR_SECONDS") or 60),
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Retrains when new listings or live traffic drift from the champion's training profile.",
 )
@@ -87,8 +89,11 @@ def listings_drift_sensor(
     thresholds = drift_monitor.thresholds()
 
     listings = warehouse.open()
-    batch = warehouse_profile(listings, ingested_after=watermark)
-    sample = listings.sample_labelled(drift_monitor.labelled_sample, ingested_after=watermark)
+    try:
+        batch = warehouse_profile(listings, ingested_after=watermark)
+        sample = listings.sample_labelled(drift_monitor.labelled_sample, ingested_after=watermark)
+    except WarehouseBusy as busy:
+        return dg.SkipReason(f"warehouse busy, trying again next tick: {busy}")
     labelled = None
     if len(sample):
         model = _champion_model(champion.model_path)
@@ -144,6 +149,7 @@ def listings_drift_sensor(
     reasons = "; ".join(f"{source}: {reason}" for source in fresh for reason in reports[source].reasons)
     request = dg.RunRequest(
         run_key=run_key,
+        run_config=drift_monitor.retrain_run_config(),
         tags={
             "price_alchemy/trigger": ",".join(
                 {NEW_LISTINGS: "listings_drift", LIVE_TRAFFIC: "traffic_drift"}[source] for source in fresh

@@ -33,6 +33,10 @@ GROUPABLE = {
 """What listings can be counted by, and its SQL (the same in DuckDB and BigQuery)."""
 
 
+class WarehouseBusy(RuntimeError):
+    """Another process holds the warehouse (an embedded file has one writer at a time)."""
+
+
 @dataclass(frozen=True)
 class AppendResult:
     rows_read: int

@@ -1,0 +1,50 @@
+"""The drift demo as a user runs it, on small data and a tiny tuning budget: dagster dev (the
+real webserver and daemon) and the service start, an in-distribution batch triggers nothing, a
+drifted batch triggers a retraining run that promotes a new champion, the service serves it,
+and every process stops."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .serving import group_gone
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_drifted_batch_retrains_promotes_and_reaches_the_service(tmp_path):
+    summary_path = tmp_path / "summary.json"
+    args = ["--workdir", str(tmp_path / "demo"), "--rows", "3000", "--batch-rows", "1500", "--max-evals", "2"]
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "drift_demo.py"),
+            *args,
+            "--tick-seconds",
+            "5",
+            "--summary",
+            str(summary_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads(summary_path.read_text())
+    calm = summary["in_distribution_tick"]
+    assert calm["status"] == "SKIPPED" and not calm["runIds"] and "no drift" in calm["skipReason"]
+    run = summary["retraining_run"]
+    assert summary["drift_tick"]["runIds"] == [run["run_id"]] and run["status"] == "SUCCESS"
+    assert "unseen categories" in run["drift_reasons"]
+    second = summary["second_champion"]
+    assert second["version"] == run["run_id"] != summary["first_champion"]["version"]
+    assert summary["served"]["model_version"] == second["version"] and summary["served"]["price"] > 0
+    assert "stopped dagster dev (exit 0, none left behind)" in done.stdout  # webserver, daemon, code server
+    assert "stopped the service (exit 0, none left behind)" in done.stdout
+    assert all(group_gone(group, within_seconds=1) for group in summary["process_groups"])
