@@ -165,7 +165,8 @@ def main() -> None:
         f"{champion.metrics['rmsle']:.4f}); each batch of {args.batch_rows:,} listings is ingested into its own "
         "copy of the warehouse and the real listings_drift_sensor ticks once, with default thresholds (PSI 0.2, "
         "unseen share 10 %, out-of-vocabulary rise 0.05, RMSLE rise 0.05, at least 500 listings). "
-        '"Without prices" is the same tick with the RMSLE test switched off: the distribution measures alone, as for unlabelled live traffic.\n\n"
+        '"Without prices" is the same tick with the RMSLE test switched off: the distribution measures '
+        "alone, as for unlabelled live traffic.\n\n"
         + summary.to_markdown(index=False)
         + "\n\nBy drift kind (strengths 0.25, 0.5, 1, 2):\n\n"
         + by_kind.to_markdown(index=False, floatfmt=".3f")

@@ -290,10 +290,16 @@ class ModelStoreResource(dg.ConfigurableResource):
 
 
 def model_resources_from_env() -> dict:
+    """A tracking server (PRICE_ALCHEMY_MLFLOW_TRACKING_URI=http…) keeps artifacts where it is
+    configured to, unless PRICE_ALCHEMY_MLFLOW_ARTIFACTS says otherwise; the local SQLite store
+    keeps them in the data dir."""
+    tracking_uri = os.environ.get("PRICE_ALCHEMY_MLFLOW_TRACKING_URI") or settings.default_mlflow_tracking_uri()
+    server = tracking_uri.startswith(("http://", "https://"))
+    default_artifacts = None if server else str(settings.default_mlflow_artifacts())
     return _model_resources(
         settings.data_dir(),
-        os.environ.get("PRICE_ALCHEMY_MLFLOW_TRACKING_URI") or settings.default_mlflow_tracking_uri(),
-        os.environ.get("PRICE_ALCHEMY_MLFLOW_ARTIFACTS") or str(settings.default_mlflow_artifacts()),
+        tracking_uri,
+        os.environ.get("PRICE_ALCHEMY_MLFLOW_ARTIFACTS") or default_artifacts,
         os.environ.get("PRICE_ALCHEMY_MODEL_STORE") or str(settings.default_model_store()),
     )
 
@@ -310,7 +316,7 @@ def resources_under(root: Path) -> dict:
     }
 
 
-def _model_resources(data: Path, tracking_uri: str, artifact_root: str, store_root: str) -> dict:
+def _model_resources(data: Path, tracking_uri: str, artifact_root: str | None, store_root: str) -> dict:
     return {
         "mlflow_tracking": MlflowTrackingResource(tracking_uri=tracking_uri, artifact_root=artifact_root),
         "model_store": ModelStoreResource(root=store_root),
