@@ -7,14 +7,7 @@ from price_alchemy_assets.assets.model import champion, eval_report, tfidf_featu
 from price_alchemy_assets.checks.listings import validated_listings_checks
 from price_alchemy_assets.checks.model import eval_report_checks
 from price_alchemy_assets.jobs import MAIN_JOB, main_job
-from price_alchemy_assets.resources import (
-    alerting_from_env,
-    drift_monitor_from_env,
-    listings_io_manager,
-    model_resources_from_env,
-    prediction_log_from_env,
-    warehouse_from_env,
-)
+from price_alchemy_assets.resources import resources_from_env
 from price_alchemy_assets.sensors.alerts import failure_alert_sensor
 from price_alchemy_assets.sensors.drift import drift_report, listings_drift_sensor
 
@@ -33,12 +26,5 @@ defs = dg.Definitions(
     asset_checks=[validated_listings_checks, eval_report_checks],
     jobs=[main_job],
     sensors=[listings_drift_sensor, failure_alert_sensor],
-    resources={
-        "warehouse": warehouse_from_env(),
-        "io_manager": listings_io_manager(),
-        "drift_monitor": drift_monitor_from_env(),
-        "prediction_log": prediction_log_from_env(),
-        "alerting": alerting_from_env(),
-        **model_resources_from_env(),
-    },
+    resources=resources_from_env(),
 )

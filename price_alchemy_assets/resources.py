@@ -304,6 +304,18 @@ def model_resources_from_env() -> dict:
     )
 
 
+def resources_from_env() -> dict:
+    """Every resource the definitions use, configured by the environment as it is now."""
+    return {
+        "warehouse": warehouse_from_env(),
+        "io_manager": listings_io_manager(),
+        "drift_monitor": drift_monitor_from_env(),
+        "prediction_log": prediction_log_from_env(),
+        "alerting": alerting_from_env(),
+        **model_resources_from_env(),
+    }
+
+
 def resources_under(root: Path) -> dict:
     """Every resource the definitions use, with all state in one folder (tests, benchmarks)."""
     root = Path(root)

@@ -24,7 +24,7 @@ from price_alchemy_assets.definitions import MAIN_JOB, defs
 from price_alchemy_assets.jobs import TRAINING_TAG
 from price_alchemy_assets.listings.ingest import ingest_listings_file
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
-from price_alchemy_assets.resources import open_warehouse_from_env, resources_under
+from price_alchemy_assets.resources import open_warehouse_from_env, resources_from_env, resources_under
 
 from .conftest import REPO
 from .platform_run import RUN_CONFIG
@@ -62,9 +62,14 @@ def query(db: dict, sql: str) -> list[tuple]:
 
 
 def drift_ticks(db: dict) -> list[dict]:
-    rows = query(db, "SELECT tick_body FROM job_ticks ORDER BY id")
-    ticks = [json.loads(body) for (body,) in rows]
-    return [t for t in ticks if t.get("instigator_name") == "listings_drift_sensor" and t["status"] != "STARTED"]
+    """The drift sensor's finished ticks as stored in Postgres (serialized TickData: the sensor's
+    name is kept as `job_name`, the status as an enum)."""
+    ticks = []
+    for status, body in query(db, "SELECT status, tick_body FROM job_ticks ORDER BY id"):
+        tick = json.loads(body)
+        if tick.get("job_name") == "listings_drift_sensor" and status != "STARTED":
+            ticks.append(tick | {"status": status})
+    return ticks
 
 
 def start_daemon(env: dict, log: Path) -> subprocess.Popen:
@@ -99,8 +104,10 @@ def wait_until(what: str, probe, timeout: float, log: Path):
 
 
 @pytest.mark.postgres
-def test_production_instance_records_runs_and_checks(postgres_database, tmp_path):
+def test_production_instance_records_runs_and_checks(postgres_database, tmp_path, monkeypatch):
     env = production_env(postgres_database, tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
     resources = resources_under(tmp_path)
     ingest_listings_file(write_synthetic_listings(tmp_path / "l.tsv", 500, seed=1), resources["warehouse"].open())
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
@@ -141,7 +148,9 @@ def test_drift_sensor_cursor_in_postgres_survives_a_daemon_restart(postgres_data
             warehouse,
         )
     with dg.DagsterInstance.get() as instance:
-        trained = defs.resolve_job_def(MAIN_JOB).execute_in_process(instance=instance, run_config=RUN_CONFIG)
+        trained = defs.resolve_job_def(MAIN_JOB).execute_in_process(
+            instance=instance, run_config=RUN_CONFIG, resources=resources_from_env()
+        )
     assert trained.success
     assert query(db, f"SELECT status FROM runs WHERE run_id = '{trained.run_id}'") == [("SUCCESS",)]
     with open_warehouse_from_env() as warehouse:
@@ -213,7 +222,9 @@ def test_mlflow_server_on_postgres_tracks_and_registers_the_champion(postgres_da
         with open_warehouse_from_env() as warehouse:
             ingest_listings_file(write_synthetic_listings(tmp_path / "market.tsv", 3_000, seed=4), warehouse)
         with dg.instance_for_test() as instance:
-            trained = defs.resolve_job_def(MAIN_JOB).execute_in_process(instance=instance, run_config=RUN_CONFIG)
+            trained = defs.resolve_job_def(MAIN_JOB).execute_in_process(
+                instance=instance, run_config=RUN_CONFIG, resources=resources_from_env()
+            )
         assert trained.success
     finally:
         os.killpg(server.pid, signal.SIGTERM)
