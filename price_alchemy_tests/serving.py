@@ -133,3 +133,15 @@ def group_gone(group: int, within_seconds: float = 20) -> bool:
             return True
         time.sleep(0.5)
     return False
+
+
+def wait_for(condition, timeout: float = 30.0, what: str = "condition", log: Path | None = None, every: float = 0.2):
+    """Poll `condition` until it returns something truthy (which is returned); fail after `timeout`
+    with `what` and the tail of `log`, the output of whatever was being waited on."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}" + (f":\n{log.read_text()[-4000:]}" if log else ""))

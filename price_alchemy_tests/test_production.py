@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from price_alchemy_assets.resources import open_warehouse_from_env, resources_fr
 
 from .conftest import REPO
 from .platform_run import RUN_CONFIG
-from .serving import free_port, group_gone
+from .serving import free_port, group_gone, wait_for
 
 BIN = Path(sys.executable).parent
 
@@ -91,16 +90,6 @@ def stop_daemon(process: subprocess.Popen) -> None:
         if not group_gone(process.pid):
             os.killpg(process.pid, signal.SIGKILL)
             pytest.fail("the daemon left processes behind")
-
-
-def wait_until(what: str, probe, timeout: float, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-4000:]}")
 
 
 @pytest.mark.postgres
@@ -177,7 +166,7 @@ def test_drift_sensor_cursor_in_postgres_survives_a_daemon_restart(postgres_data
     log = tmp_path / "daemon.log"
     daemon = start_daemon(env, log)
     try:
-        wait_until("a drift-triggered run", lambda: any(t.get("run_ids") for t in drift_ticks(db)), 180, log)
+        wait_for(lambda: any(t.get("run_ids") for t in drift_ticks(db)), 180, "a drift-triggered run", log, every=1)
     finally:
         stop_daemon(daemon)
     triggered = query(db, "SELECT run_id, status FROM runs WHERE run_body LIKE '%listings_drift%'")
@@ -188,7 +177,7 @@ def test_drift_sensor_cursor_in_postgres_survives_a_daemon_restart(postgres_data
     before = len(drift_ticks(db))
     daemon = start_daemon(env, log)  # a restarted daemon reads the cursor back from Postgres
     try:
-        wait_until("two ticks after the restart", lambda: len(drift_ticks(db)) >= before + 2, 180, log)
+        wait_for(lambda: len(drift_ticks(db)) >= before + 2, 180, "two ticks after the restart", log, every=1)
     finally:
         stop_daemon(daemon)
     after = drift_ticks(db)[before:]
@@ -214,7 +203,7 @@ def test_mlflow_server_on_postgres_tracks_and_registers_the_champion(postgres_da
             start_new_session=True,
         )  # fmt: skip
     try:
-        wait_until("the MLflow server", lambda: _healthy(f"http://127.0.0.1:{port}/health"), 180, log)
+        wait_for(lambda: _healthy(f"http://127.0.0.1:{port}/health"), 180, "the MLflow server", log, every=1)
         monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
         monkeypatch.setenv("PRICE_ALCHEMY_DATA_DIR", str(tmp_path / "data"))
         monkeypatch.setenv("PRICE_ALCHEMY_MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")

@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ import pytest
 from price_alchemy_assets.model.store import ChampionRecord, ModelStore, now_iso
 
 from .conftest import REPO, require_service
-from .serving import ADMIN_TOKEN, running_service, stop_service, train_champion
+from .serving import ADMIN_TOKEN, running_service, stop_service, train_champion, wait_for
 
 CHROMIUM = Path(os.environ.get("PRICE_ALCHEMY_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get("PRICE_ALCHEMY_TEST_ARTIFACTS", REPO / "test-artifacts"))
@@ -51,16 +50,6 @@ def service(store, tmp_path_factory):
 
 def promote(store: ModelStore, version: str, model_path: Path | None = None) -> None:
     store.promote(ChampionRecord(version, str(model_path or store.version_path(version)), now_iso()))
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_suggests_a_price_with_its_range_and_provenance(service):
