@@ -145,3 +145,10 @@ def wait_for(condition, timeout: float = 30.0, what: str = "condition", log: Pat
             return value
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}" + (f":\n{log.read_text()[-4000:]}" if log else ""))
+
+
+def default_sigint() -> None:
+    """Popen's preexec_fn for servers stopped with SIGINT: a test run started in the background
+    (CI, nohup) hands its children SIGINT ignored, and a server that installs no handler of its
+    own (dagster code-server) would then never stop."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

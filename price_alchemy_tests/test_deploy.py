@@ -22,7 +22,7 @@ import yaml
 from price_alchemy_assets.jobs import STEP_PODS, TRAINING_TAG
 
 from .conftest import REPO
-from .serving import free_port, group_gone
+from .serving import default_sigint, free_port, group_gone
 from .test_production import production_env
 
 DEPLOY = REPO / "deploy"
@@ -300,7 +300,14 @@ def test_the_containers_commands_serve_the_code_location_over_grpc(postgres_data
                 here(webserver, ui_port, DEPLOY / "dagster" / "workspace.yaml"),
             ):
                 processes.append(
-                    subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                    subprocess.Popen(
+                        command,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        preexec_fn=default_sigint,
+                    )
                 )
         health = [str(BIN / "dagster"), "api", "grpc-health-check", "--host", "127.0.0.1", "--port", str(grpc_port)]
         nodes = None

@@ -27,7 +27,7 @@ from price_alchemy_assets.resources import open_warehouse_from_env, resources_fr
 
 from .conftest import REPO
 from .platform_run import RUN_CONFIG
-from .serving import free_port, group_gone, wait_for
+from .serving import default_sigint, free_port, group_gone, wait_for
 
 BIN = Path(sys.executable).parent
 
@@ -79,6 +79,7 @@ def start_daemon(env: dict, log: Path) -> subprocess.Popen:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=default_sigint,
         )
 
 

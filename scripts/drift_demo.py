@@ -83,7 +83,15 @@ def background(name: str, args: list[str], env: dict, log: Path):
     """A process in its own session (so its children can be signalled together), stopped with
     SIGINT, then SIGKILL if it lingers."""
     with open(log, "w") as out:
-        process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            args,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # started from a background job, a child inherits SIGINT ignored; give it back
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     try:
         yield process
     finally:
