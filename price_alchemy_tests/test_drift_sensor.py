@@ -14,11 +14,11 @@ import pandas as pd
 from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.listings.ingest import ingest_listings_file
 from price_alchemy_assets.listings.synthetic import DriftKind, MarketplaceSynthesizer, write_synthetic_listings
-from price_alchemy_assets.resources import DriftMonitorResource
+from price_alchemy_assets.resources import DriftMonitorResource, PredictionLogResource
 from price_alchemy_assets.sensors.drift import DRIFT_REPORT, LIVE_TRAFFIC, NEW_LISTINGS, listings_drift_sensor
 
 from .platform_run import run_all
-from .serving import running_service
+from .serving import free_port, running_service
 
 
 def tick(instance, resources, cursor=None):
@@ -72,13 +72,18 @@ def test_drift_sensor_triggers_once_on_drift_and_never_on_in_distribution_listin
         assert not again.run_requests and "already triggered" in again.skip_reason.skip_message
 
 
-def test_cooldown_holds_back_a_second_trigger(platform):
-    resources = platform[0] | {"drift_monitor": DriftMonitorResource(min_rows=300, cooldown_minutes=60)}
+def test_cooldown_holds_back_a_second_trigger_and_an_unreachable_log_holds_back_nothing(platform):
+    resources = platform[0] | {
+        "drift_monitor": DriftMonitorResource(min_rows=300, cooldown_minutes=60),
+        # nothing listens there: live traffic cannot be read, new listings are still judged
+        "prediction_log": PredictionLogResource(url=f"postgresql://postgres@127.0.0.1:{free_port()}/predictions"),
+    }
     with dg.instance_for_test() as instance:
         assert run_all(resources, instance).success
         arrive(platform, 800, seed=13, drift=DriftKind.CONDITION)
         first = tick(instance, resources)
         assert len(first.run_requests) == 1
+        assert report_of(first, LIVE_TRAFFIC)["new_listings"] == 0
         arrive(platform, 800, seed=14, drift=DriftKind.CONDITION)
         second = tick(instance, resources, cursor=first.cursor)
         assert not second.run_requests and "cooldown" in second.skip_reason.skip_message

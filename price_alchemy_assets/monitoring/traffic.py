@@ -37,23 +37,31 @@ class PredictionLogReader:
             return None
         return engine
 
+    @staticmethod
+    def no_traffic() -> ListingsProfile:
+        return ListingsProfile.from_counts(
+            {name: pd.DataFrame({"value": [], "listings": []}) for name in (*CATEGORICAL, "price", *TEXT)}
+        )
+
     def profile(self, model_version: str) -> ListingsProfile:
         """The profile of the listings `model_version` priced (no prices: traffic is unlabelled)."""
-        counts = {name: pd.DataFrame({"value": [], "listings": []}) for name in (*CATEGORICAL, "price", *TEXT)}
         engine = self._engine()
-        if engine is not None:
-            try:
-                with engine.connect() as connection:
-                    for name, measure in _MEASURES.items():
-                        value = measure.label("value")
-                        query = (
-                            sa.select(value, sa.func.count().label("listings"))
-                            .where(predictions.c.model_version == model_version)
-                            .group_by(value)
-                        )
-                        counts[name] = pd.DataFrame(connection.execute(query).all(), columns=["value", "listings"])
-            finally:
-                engine.dispose()
+        if engine is None:
+            return self.no_traffic()
+        counts = {}
+        try:
+            with engine.connect() as connection:
+                for name, measure in _MEASURES.items():
+                    value = measure.label("value")
+                    query = (
+                        sa.select(value, sa.func.count().label("listings"))
+                        .where(predictions.c.model_version == model_version)
+                        .group_by(value)
+                    )
+                    counts[name] = pd.DataFrame(connection.execute(query).all(), columns=["value", "listings"])
+        finally:
+            engine.dispose()
+        counts["price"] = pd.DataFrame({"value": [], "listings": []})
         counts["shipping"]["listings"] = counts["shipping"]["listings"].astype("int64")
         return ListingsProfile.from_counts(counts)
 
