@@ -186,6 +186,11 @@ class AlertingResource(dg.ConfigurableResource):
         return f"{self.dagster_url.rstrip('/')}/runs/{run_id}"
 
 
+def _flag(value: str) -> bool:
+    """An on/off environment variable: 1, true or yes (any case) is on."""
+    return value.strip().lower() in {"1", "true", "yes"}
+
+
 def alerting_from_env() -> AlertingResource:
     """PRICE_ALCHEMY_DAGSTER_URL, PRICE_ALCHEMY_ALERT_WEBHOOK (secret), PRICE_ALCHEMY_SMTP_HOST, _PORT,
     _SENDER, _USERNAME, _PASSWORD (secret), _STARTTLS, and PRICE_ALCHEMY_ALERT_EMAILS (comma-separated)."""
@@ -205,7 +210,7 @@ def alerting_from_env() -> AlertingResource:
         smtp_sender=env("PRICE_ALCHEMY_SMTP_SENDER") or "price-alchemy@localhost",
         smtp_recipients=[a.strip() for a in (env("PRICE_ALCHEMY_ALERT_EMAILS") or "").split(",") if a.strip()],
         smtp_username=env("PRICE_ALCHEMY_SMTP_USERNAME") or None,
-        smtp_starttls=(env("PRICE_ALCHEMY_SMTP_STARTTLS") or "").lower() in {"1", "true", "yes"},
+        smtp_starttls=_flag(env("PRICE_ALCHEMY_SMTP_STARTTLS") or ""),
         **secret,
     )
 
@@ -224,7 +229,7 @@ def drift_monitor_from_env() -> DriftMonitorResource:
             ("oov_increase", float),
             ("retrain_max_evals", int),
             ("retrain_timeout_seconds", float),
-            ("retrain_in_process", lambda value: value.strip().lower() in {"1", "true", "yes"}),
+            ("retrain_in_process", _flag),
         )
         if os.environ.get(f"PRICE_ALCHEMY_DRIFT_{field.upper()}")
     }
@@ -322,6 +327,7 @@ def resources_under(root: Path) -> dict:
     return {
         "warehouse": DuckDBWarehouseResource(path=str(root / "warehouse.duckdb")),
         "io_manager": DuckDBPandasIOManager(database=str(root / "assets.duckdb"), schema="price_alchemy"),
+        "drift_monitor": DriftMonitorResource(),
         "prediction_log": PredictionLogResource(url=f"sqlite:///{root / 'predictions.sqlite'}"),
         "alerting": AlertingResource(),
         **_model_resources(root, f"sqlite:///{root / 'mlflow.db'}", str(root / "mlartifacts"), str(root / "store")),

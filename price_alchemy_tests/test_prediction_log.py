@@ -105,12 +105,13 @@ def served_listings(url: str) -> pd.DataFrame:
 
 
 def check_traffic_profile(url: str) -> None:
-    reader = PredictionLogReader(url)
-    assert reader.profile("v1").rows == 0 and len(reader.latest("v1", 10)) == 0  # no log yet
+    with PredictionLogReader(url) as reader:
+        assert reader.profile("v1").rows == 0 and len(reader.latest("v1", 10)) == 0  # no log yet
     served = served_listings(url)
     expected = ListingsProfile.from_listings(served.assign(price=float("nan")))
-    assert reader.profile("v1") == expected and reader.profile("v2").rows == 200
-    latest = reader.latest("v1", 50)
+    with PredictionLogReader(url) as reader:
+        assert reader.profile("v1") == expected and reader.profile("v2").rows == 200
+        latest = reader.latest("v1", 50)
     assert list(latest.columns) == list(SELLER_FIELDS) and list(latest["name"]) == list(served["name"].iloc[::-1][:50])
 
 

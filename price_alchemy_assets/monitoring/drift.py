@@ -28,7 +28,7 @@ class DriftThresholds:
     """Smaller batches are reported but never trigger: their PSI is mostly noise."""
     min_share: float = 0.01
     oov_increase: float = 0.05
-    """Drift when the share of out-of-vocabulary words exceeds the training rows' share by this."""
+    """Drift when the share of out-of-vocabulary words exceeds the reference share (held-out training data) by this."""
     rmsle_increase: float = 0.05
     """Drift when the champion's RMSLE on newly labelled listings exceeds its evaluation RMSLE by this."""
     min_labelled: int = 200
@@ -73,7 +73,7 @@ class DriftReport:
         ]
         if self.oov_rate is not None and self.reference_oov_rate is not None:
             lines.append(
-                f"Words outside the champion's vocabulary: {self.oov_rate:.1%} (training rows: "
+                f"Words outside the champion's vocabulary: {self.oov_rate:.1%} (held-out training data: "
                 f"{self.reference_oov_rate:.1%})."
             )
         if self.labelled_rmsle is not None:
@@ -153,7 +153,7 @@ def compare(
     if judge_oov and batch.oov_rate - reference.oov_rate > thresholds.oov_increase:
         reasons.append(
             f"out-of-vocabulary words {batch.oov_rate:.1%}, +{batch.oov_rate - reference.oov_rate:.1%} "
-            f"over training ({reference.oov_rate:.1%})"
+            f"over held-out training data ({reference.oov_rate:.1%})"
         )
     if batch.rows < thresholds.min_rows:
         reasons = [f"only {batch.rows} listings (< {thresholds.min_rows}); not judged"] if reasons else []

@@ -102,7 +102,7 @@ def _counts_of(keys: pd.Series, counted: pd.DataFrame) -> dict:
 def warehouse_profile(warehouse, ingested_after: datetime | None = None) -> ListingsProfile:
     """The profile of the warehouse's listings (ingested after a moment), from GROUP BY queries only."""
     return ListingsProfile.from_counts(
-        {name: warehouse.count_by(name, ingested_after=ingested_after) for name in (*CATEGORICAL, "price", *TEXT)}
+        warehouse.count_by_each((*CATEGORICAL, "price", *TEXT), ingested_after=ingested_after)
     )
 
 

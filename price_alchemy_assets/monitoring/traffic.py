@@ -23,61 +23,69 @@ _MEASURES = {
 }
 
 
+def _no_counts() -> pd.DataFrame:
+    return pd.DataFrame({"value": [], "listings": []})
+
+
 class PredictionLogReader:
+    """Reads within a `with` block, which opens the log once (one engine, one check that the
+    table exists) for all the reads of a sensor tick. A log that does not exist yet (the service
+    never ran) reads as no traffic; a reader never creates one."""
+
     def __init__(self, url: str) -> None:
         self.url = url
+        self.engine: sa.Engine | None = None
 
-    def _engine(self) -> sa.Engine | None:
-        """None where there is no log yet (the service never ran): a reader never creates one."""
+    def __enter__(self) -> PredictionLogReader:
         if self.url.startswith("sqlite:///") and not Path(self.url.removeprefix("sqlite:///")).is_file():
-            return None
+            return self
         engine = prediction_log_engine(self.url)
-        if not sa.inspect(engine).has_table(predictions.name):
+        try:
+            exists = sa.inspect(engine).has_table(predictions.name)
+        except Exception:
             engine.dispose()
-            return None
-        return engine
+            raise
+        if exists:
+            self.engine = engine
+        else:
+            engine.dispose()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+            self.engine = None
 
     @staticmethod
     def no_traffic() -> ListingsProfile:
-        return ListingsProfile.from_counts(
-            {name: pd.DataFrame({"value": [], "listings": []}) for name in (*CATEGORICAL, "price", *TEXT)}
-        )
+        return ListingsProfile.from_counts({name: _no_counts() for name in (*CATEGORICAL, "price", *TEXT)})
 
     def profile(self, model_version: str) -> ListingsProfile:
         """The profile of the listings `model_version` priced (no prices: traffic is unlabelled)."""
-        engine = self._engine()
-        if engine is None:
+        if self.engine is None:
             return self.no_traffic()
-        counts = {}
-        try:
-            with engine.connect() as connection:
-                for name, measure in _MEASURES.items():
-                    value = measure.label("value")
-                    query = (
-                        sa.select(value, sa.func.count().label("listings"))
-                        .where(predictions.c.model_version == model_version)
-                        .group_by(value)
-                    )
-                    counts[name] = pd.DataFrame(connection.execute(query).all(), columns=["value", "listings"])
-        finally:
-            engine.dispose()
-        counts["price"] = pd.DataFrame({"value": [], "listings": []})
+        counts = {"price": _no_counts()}
+        with self.engine.connect() as connection:
+            for name, measure in _MEASURES.items():
+                value = measure.label("value")
+                query = (
+                    sa.select(value, sa.func.count().label("listings"))
+                    .where(predictions.c.model_version == model_version)
+                    .group_by(value)
+                )
+                counts[name] = pd.DataFrame(connection.execute(query).all(), columns=["value", "listings"])
         counts["shipping"]["listings"] = counts["shipping"]["listings"].astype("int64")
         return ListingsProfile.from_counts(counts)
 
     def latest(self, model_version: str, limit: int) -> pd.DataFrame:
         """The seller fields of the newest `limit` listings `model_version` priced."""
-        engine = self._engine()
-        if engine is None:
+        if self.engine is None:
             return pd.DataFrame(columns=list(SELLER_FIELDS))
-        try:
-            query = (
-                sa.select(*(predictions.c[field] for field in SELLER_FIELDS))
-                .where(predictions.c.model_version == model_version)
-                .order_by(predictions.c.id.desc())
-                .limit(limit)
-            )
-            with engine.connect() as connection:
-                return pd.DataFrame(connection.execute(query).all(), columns=list(SELLER_FIELDS))
-        finally:
-            engine.dispose()
+        query = (
+            sa.select(*(predictions.c[field] for field in SELLER_FIELDS))
+            .where(predictions.c.model_version == model_version)
+            .order_by(predictions.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return pd.DataFrame(connection.execute(query).all(), columns=list(SELLER_FIELDS))

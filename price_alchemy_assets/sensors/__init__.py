@@ -1,1 +1,1 @@
-"""Sensors: drift-triggered retraining (and, to come, asset-check alerts)."""
+"""Sensors: drift-triggered retraining, and alerts for failed asset checks and runs."""

@@ -22,6 +22,7 @@ from price_alchemy_assets.model.bundle import PriceModel, read_reference
 from price_alchemy_assets.model.metrics import rmsle
 from price_alchemy_assets.monitoring.drift import DriftReport, LabelledError, compare
 from price_alchemy_assets.monitoring.profile import OOV_SAMPLE, warehouse_profile
+from price_alchemy_assets.monitoring.traffic import PredictionLogReader
 from price_alchemy_assets.resources import (
     DriftMonitorResource,
     ModelStoreResource,
@@ -104,15 +105,15 @@ def listings_drift_sensor(
             labelled = LabelledError(len(sample), rmsle(sample["price"], predicted), float(champion.metrics["rmsle"]))
     listings_report = compare(reference, batch, thresholds, labelled)
 
-    traffic_log = prediction_log.reader()
     try:
-        traffic = traffic_log.profile(champion.version)
-        if traffic.rows:
-            recent = traffic_log.latest(champion.version, OOV_SAMPLE)
+        with prediction_log.reader() as traffic_log:
+            traffic = traffic_log.profile(champion.version)
+            recent = traffic_log.latest(champion.version, OOV_SAMPLE) if traffic.rows else None
+        if recent is not None:
             traffic = traffic.with_oov_rate(_champion_model(champion.model_path).featurizer, recent)
     except SQLAlchemyError as error:  # new listings are still judged; the tick says what it could not read
         context.log.warning("live traffic not evaluated, the prediction log is unreachable: %s", error)
-        traffic = traffic_log.no_traffic()
+        traffic = PredictionLogReader.no_traffic()
     traffic_report = compare(reference, traffic, thresholds)
 
     reports = {NEW_LISTINGS: listings_report, LIVE_TRAFFIC: traffic_report}

@@ -196,17 +196,32 @@ class Warehouse(ABC):
     ) -> pd.DataFrame:
         """Listings per value of one GROUPABLE column or measure (a GROUP BY in the warehouse, never a
         table scan to pandas), optionally only those ingested after a moment."""
-        if column not in GROUPABLE:
-            raise ValueError(f"cannot group listings by {column!r}; choose one of {', '.join(GROUPABLE)}")
+        return self.count_by_each([column], start, end, ingested_after)[column]
+
+    def count_by_each(
+        self,
+        columns: Iterable[str],
+        start: datetime | None = None,
+        end: datetime | None = None,
+        ingested_after: datetime | None = None,
+    ) -> dict[str, pd.DataFrame]:
+        """count_by for several columns in one session: one connection, one view of the table."""
+        columns = list(columns)
+        unknown = [column for column in columns if column not in GROUPABLE]
+        if unknown:
+            raise ValueError(f"cannot group listings by {unknown[0]!r}; choose one of {', '.join(GROUPABLE)}")
         where, params = _window(start, end, ingested_after)
+        counts = {}
         with self._listings_session() as session:
-            frame = session.query(
-                f"SELECT {GROUPABLE[column]} AS value, COUNT(*) AS listings "
-                f"FROM {session.ref(self.listings_table)} {where} GROUP BY value ORDER BY listings DESC, value",
-                params,
-            )
-        frame["listings"] = frame["listings"].astype("int64")
-        return frame.reset_index(drop=True)
+            for column in columns:
+                frame = session.query(
+                    f"SELECT {GROUPABLE[column]} AS value, COUNT(*) AS listings "
+                    f"FROM {session.ref(self.listings_table)} {where} GROUP BY value ORDER BY listings DESC, value",
+                    params,
+                )
+                frame["listings"] = frame["listings"].astype("int64")
+                counts[column] = frame.reset_index(drop=True)
+        return counts
 
 
 def _window(
