@@ -34,7 +34,7 @@ from price_alchemy_assets.model.baseline import RulesBaseline  # noqa: E402
 from price_alchemy_assets.model.dataset import TrainingData  # noqa: E402
 from price_alchemy_assets.model.metrics import price_metrics  # noqa: E402
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION  # noqa: E402
-from price_alchemy_assets.model.store import ModelStore  # noqa: E402
+from price_alchemy_assets.model.store import FolderModelStore  # noqa: E402
 from price_alchemy_assets.resources import resources_under  # noqa: E402
 
 
@@ -61,7 +61,7 @@ def main() -> None:
         data = TrainingData.load(root / "training_data" / "tfidf_features")
         fitted = pd.concat([data.rows(TRAIN), data.rows(VALIDATION)])
         test = data.rows(TEST)
-        record, model = ModelStore(root / "store").load_champion()
+        record, model = FolderModelStore(root / "store").load_champion()
         shipped = model.predict(test)
         rows = {
             "global mean": np.full(len(test), np.expm1(np.log1p(fitted["price"]).mean())),

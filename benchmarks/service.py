@@ -38,7 +38,7 @@ from price_alchemy_assets.listings.files import ListingsFile  # noqa: E402
 from price_alchemy_assets.model.bundle import TrainingConfig, train_price_model  # noqa: E402
 from price_alchemy_assets.model.metrics import price_metrics  # noqa: E402
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, assign_split  # noqa: E402
-from price_alchemy_assets.model.store import ChampionRecord, ModelStore, now_iso  # noqa: E402
+from price_alchemy_assets.model.store import ChampionRecord, FolderModelStore, now_iso  # noqa: E402
 from price_alchemy_assets.model.tuning import TuningBudget  # noqa: E402
 from price_alchemy_tests.serving import running_service  # noqa: E402
 from price_alchemy_tests.test_model_pieces import market  # noqa: E402
@@ -49,7 +49,7 @@ def read_listings(path: Path) -> pd.DataFrame:
         return pd.concat(listings.chunks(), ignore_index=True)
 
 
-def champion_into(store: ModelStore) -> tuple[ChampionRecord, str]:
+def champion_into(store: FolderModelStore) -> tuple[ChampionRecord, str]:
     genuine = SHARED / "mercari_train_sample.tsv"
     if genuine.is_file():
         frame, source = read_listings(genuine), f"genuine {genuine.name}"
@@ -142,7 +142,7 @@ def main() -> None:
         sys.exit("wrk not found: apt-get install wrk (Debian's package)")
     with tempfile.TemporaryDirectory(prefix="price-alchemy-service-bench-") as folder:
         root = Path(folder)
-        record, champion = champion_into(ModelStore(root / "store"))
+        record, champion = champion_into(FolderModelStore(root / "store"))
         bodies = request_bodies(2_000)
         script = wrk_script(bodies, root / "predict.lua")
         with running_service(root / "store", root, reload_seconds=2.0) as service, service.client() as client:

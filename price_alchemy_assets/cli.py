@@ -197,12 +197,12 @@ def predict(input_path, output, chunk_rows) -> None:
 
     Rows that cannot be scored go to OUTPUT's .rejected.csv with the line and the reason."""
     from price_alchemy_assets.model.scoring import score_file
-    from price_alchemy_assets.resources import model_resources_from_env
+    from price_alchemy_assets.resources import model_store_from_env
 
-    store = model_resources_from_env()["model_store"].store()
+    store = model_store_from_env()
     champion = store.load_champion()
     if champion is None:
-        raise _Failure(f"no champion in {store.root}; run `price-alchemy train` first")
+        raise _Failure(f"no champion in {store.location}; run `price-alchemy train` first")
     record, model = champion
     with tqdm(unit="B", unit_scale=True, desc=input_path.name, disable=None) as bar:
 

@@ -2,6 +2,8 @@
 
 Which warehouse backs the platform is configuration: PRICE_ALCHEMY_WAREHOUSE=duckdb (the
 embedded default) or bigquery, with BigQuery's project, dataset and table from dg.EnvVar.
+Where asset values and models live likewise: local files by default; with PRICE_ALCHEMY_GCS_BUCKET
+the IO managers write to that bucket, and PRICE_ALCHEMY_MODEL_STORE=gs://… puts the model store there.
 """
 
 import os
@@ -11,13 +13,14 @@ from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb_pandas import DuckDBPandasIOManager
-from dagster_gcp import BigQueryResource
-from google.cloud import bigquery
+from dagster_gcp import BigQueryResource, GCSPickleIOManager, GCSResource
+from google.cloud import bigquery, storage
 from pydantic import Field
 
 from price_alchemy_assets import settings
+from price_alchemy_assets.gcs import storage_client
 from price_alchemy_assets.io_managers import TrainingDataIOManager
-from price_alchemy_assets.model.store import ModelStore
+from price_alchemy_assets.model.store import ModelStore, open_model_store
 from price_alchemy_assets.model.tracking import ExperimentTracker
 from price_alchemy_assets.monitoring.alerts import AlertChannel, LogChannel, SmtpChannel, WebhookChannel
 from price_alchemy_assets.monitoring.drift import DriftThresholds
@@ -25,6 +28,12 @@ from price_alchemy_assets.monitoring.traffic import PredictionLogReader
 from price_alchemy_assets.warehouse import Warehouse
 from price_alchemy_assets.warehouse.bigquery_backend import BigQueryWarehouse
 from price_alchemy_assets.warehouse.duckdb_backend import DEFAULT_MEMORY_LIMIT, DuckDBWarehouse
+
+MODEL_STORE_ENV = "PRICE_ALCHEMY_MODEL_STORE"
+GCS_BUCKET_ENV = "PRICE_ALCHEMY_GCS_BUCKET"
+GCS_PREFIX_ENV = "PRICE_ALCHEMY_GCS_PREFIX"
+GCP_PROJECT_ENV = "PRICE_ALCHEMY_GCP_PROJECT"
+GCP_CREDENTIALS_ENV = "PRICE_ALCHEMY_GCP_CREDENTIALS"
 
 
 class EndpointBigQueryResource(BigQueryResource):
@@ -249,9 +258,7 @@ def warehouse_from_env() -> WarehouseResource:
             bigquery=EndpointBigQueryResource(
                 project=dg.EnvVar("PRICE_ALCHEMY_BQ_PROJECT"),
                 location=os.environ.get("PRICE_ALCHEMY_BQ_LOCATION") or None,
-                gcp_credentials=dg.EnvVar("PRICE_ALCHEMY_GCP_CREDENTIALS")
-                if os.environ.get("PRICE_ALCHEMY_GCP_CREDENTIALS")
-                else None,
+                gcp_credentials=_env_var_if_set(GCP_CREDENTIALS_ENV),
                 api_endpoint=os.environ.get("PRICE_ALCHEMY_BQ_API_ENDPOINT") or None,
             ),
             dataset=dg.EnvVar("PRICE_ALCHEMY_BQ_DATASET"),
@@ -260,11 +267,36 @@ def warehouse_from_env() -> WarehouseResource:
     raise ValueError(f"{settings.WAREHOUSE_ENV}={backend!r}: expected 'duckdb' or 'bigquery'")
 
 
-def listings_io_manager() -> DuckDBPandasIOManager:
-    """Asset tables (validated_listings, rejected_listings) in an embedded DuckDB file."""
+def listings_io_manager() -> dg.ConfigurableIOManager:
+    """Asset tables (raw, validated and rejected listings) in an embedded DuckDB file, or in the GCS
+    bucket when PRICE_ALCHEMY_GCS_BUCKET is set (Kubernetes run pods share no disk)."""
+    if os.environ.get(GCS_BUCKET_ENV):
+        return _gcs_pickle_io_manager("assets")
     return DuckDBPandasIOManager(
         database=os.environ.get("PRICE_ALCHEMY_ASSETS_DB") or str(settings.default_assets_db_path()),
         schema="price_alchemy",
+    )
+
+
+def _env_var_if_set(name: str) -> dg.EnvVar | None:
+    """Optional settings: resolved by Dagster at run time (and shown by name, not value, in the UI)."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def _gcs_prefix(kind: str) -> str:
+    return f"{os.environ.get(GCS_PREFIX_ENV, 'price-alchemy').strip('/')}/{kind}"
+
+
+def _gcp_auth() -> dict:
+    return {"gcp_project": _env_var_if_set(GCP_PROJECT_ENV), "gcp_credentials": _env_var_if_set(GCP_CREDENTIALS_ENV)}
+
+
+def _gcs_pickle_io_manager(kind: str) -> GCSPickleIOManager:
+    auth = _gcp_auth()
+    return GCSPickleIOManager(
+        gcs=GcpGCSResource(project=auth["gcp_project"], gcp_credentials=auth["gcp_credentials"]),
+        gcs_bucket=dg.EnvVar(GCS_BUCKET_ENV),
+        gcs_prefix=_gcs_prefix(kind),
     )
 
 
@@ -288,25 +320,61 @@ class MlflowTrackingResource(dg.ConfigurableResource):
 
 
 class ModelStoreResource(dg.ConfigurableResource):
-    root: str = Field(description="folder of model bundles and the champion pointer")
+    location: str = Field(description="folder or gs://bucket/path of model bundles and the champion pointer")
+    gcp_project: str | None = Field(default=None, description="GCS project (else the credentials')")
+    gcp_credentials: str | None = Field(default=None, description="base64 service-account key; else ADC")
+    cache_dir: str | None = Field(default=None, description="where GCS bundles are downloaded to be loaded")
 
     def store(self) -> ModelStore:
-        return ModelStore(self.root)
+        return open_model_store(self.location, self.cache_dir, self.gcs_client)
+
+    def gcs_client(self) -> storage.Client:
+        return storage_client(self.gcp_project, self.gcp_credentials)
+
+
+class GcpGCSResource(GCSResource):
+    """dagster-gcp's GCSResource (for its GCS IO managers) with the same optional service-account key
+    as the BigQuery resource; without one, ADC (Workload Identity on GKE)."""
+
+    gcp_credentials: str | None = Field(default=None, description="base64 service-account key; else ADC")
+
+    def get_client(self) -> storage.Client:
+        return storage_client(self.project, self.gcp_credentials)
 
 
 def model_resources_from_env() -> dict:
     """A tracking server (PRICE_ALCHEMY_MLFLOW_TRACKING_URI=http…) keeps artifacts where it is
     configured to, unless PRICE_ALCHEMY_MLFLOW_ARTIFACTS says otherwise; the local SQLite store
-    keeps them in the data dir."""
+    keeps them in the data dir. PRICE_ALCHEMY_GCS_BUCKET moves training data and records to GCS."""
     tracking_uri = os.environ.get("PRICE_ALCHEMY_MLFLOW_TRACKING_URI") or settings.default_mlflow_tracking_uri()
     server = tracking_uri.startswith(("http://", "https://"))
     default_artifacts = None if server else str(settings.default_mlflow_artifacts())
-    return _model_resources(
-        settings.data_dir(),
-        tracking_uri,
-        os.environ.get("PRICE_ALCHEMY_MLFLOW_ARTIFACTS") or default_artifacts,
-        os.environ.get("PRICE_ALCHEMY_MODEL_STORE") or str(settings.default_model_store()),
-    )
+    artifacts = os.environ.get("PRICE_ALCHEMY_MLFLOW_ARTIFACTS") or default_artifacts
+    resources = {
+        "mlflow_tracking": MlflowTrackingResource(tracking_uri=tracking_uri, artifact_root=artifacts),
+        "model_store": _model_store_resource(),
+    }
+    if not os.environ.get(GCS_BUCKET_ENV):
+        return resources | _local_model_io_managers(settings.data_dir())
+    return resources | {
+        "training_data_io_manager": TrainingDataIOManager(
+            gcs_bucket=dg.EnvVar(GCS_BUCKET_ENV), gcs_prefix=_gcs_prefix("training_data"), **_gcp_auth()
+        ),
+        "record_io_manager": _gcs_pickle_io_manager("records"),
+    }
+
+
+def _model_store_resource(location: str | None = None) -> ModelStoreResource:
+    """PRICE_ALCHEMY_MODEL_STORE: a folder or gs://bucket/path; else the data dir's folder."""
+    if location is None:
+        location = _env_var_if_set(MODEL_STORE_ENV) or str(settings.default_model_store())
+    return ModelStoreResource(location=location, **_gcp_auth())
+
+
+def model_store_from_env(location: str | None = None) -> ModelStore:
+    """The configured model store outside a Dagster run (CLI, service), EnvVars resolved."""
+    with _model_store_resource(location).process_config_and_initialize_cm() as resource:
+        return resource.store()
 
 
 def resources_from_env() -> dict:
@@ -330,14 +398,16 @@ def resources_under(root: Path) -> dict:
         "drift_monitor": DriftMonitorResource(),
         "prediction_log": PredictionLogResource(url=f"sqlite:///{root / 'predictions.sqlite'}"),
         "alerting": AlertingResource(),
-        **_model_resources(root, f"sqlite:///{root / 'mlflow.db'}", str(root / "mlartifacts"), str(root / "store")),
+        "mlflow_tracking": MlflowTrackingResource(
+            tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "mlartifacts")
+        ),
+        "model_store": ModelStoreResource(location=str(root / "store")),
+        **_local_model_io_managers(root),
     }
 
 
-def _model_resources(data: Path, tracking_uri: str, artifact_root: str | None, store_root: str) -> dict:
+def _local_model_io_managers(data: Path) -> dict:
     return {
-        "mlflow_tracking": MlflowTrackingResource(tracking_uri=tracking_uri, artifact_root=artifact_root),
-        "model_store": ModelStoreResource(root=store_root),
         "training_data_io_manager": TrainingDataIOManager(base_dir=str(data / "training_data")),
         "record_io_manager": dg.FilesystemIOManager(base_dir=str(data / "records")),
     }

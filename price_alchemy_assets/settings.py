@@ -62,6 +62,11 @@ def default_model_store() -> Path:
     return data_dir() / "model_store"
 
 
+def default_model_cache() -> Path:
+    """Where bundles from a GCS model store are downloaded to be loaded."""
+    return data_dir() / "model_cache"
+
+
 def default_mlflow_tracking_uri() -> str:
     """A local SQLite tracking store; a remote MLflow server is PRICE_ALCHEMY_MLFLOW_TRACKING_URI."""
     return f"sqlite:///{data_dir() / 'mlflow.db'}"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from price_alchemy_tests.bqemulator.server import EMULATOR_PYTHON, emulator_env, running_emulator
+from price_alchemy_tests.bqemulator.server import EMULATOR_PYTHON, emulator_env, free_port, listening, running_emulator
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -87,6 +87,30 @@ def bigquery_env(bigquery_emulator, monkeypatch) -> dict[str, str]:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory) -> Iterator[str]:
+    """A GCS emulator (gcp-storage-emulator, in memory) on 127.0.0.1 for the session; yields its URL."""
+    command = Path(sys.executable).with_name("gcp-storage-emulator")
+    if not command.is_file():
+        require_service(f"GCS emulator not found at {command}; run scripts/setup.sh --test")
+    port = free_port()
+    log = tmp_path_factory.mktemp("gcs") / "emulator.log"
+    arguments = ["start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
+    with listening([str(command), *arguments], port, log) as url:
+        yield url
+
+
+@pytest.fixture
+def gcs_bucket(gcs_emulator, monkeypatch) -> str:
+    """A fresh bucket on the emulator, with the environment pointing Google's client at it."""
+    from google.cloud import storage
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
+    name = f"price-alchemy-{uuid.uuid4().hex[:8]}"
+    storage.Client().create_bucket(name)
+    return name
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def train_champion(
     metrics = price_metrics(test["price"], model.predict(test)["price"])
     path = store.save(model, version)
     record = ChampionRecord(
-        version, str(path), now_iso(), training_rows=int((split == TRAIN).sum()), metrics=metrics, code_version="test"
+        version, path, now_iso(), training_rows=int((split == TRAIN).sum()), metrics=metrics, code_version="test"
     )
     if promote:
         store.promote(record)
@@ -68,7 +68,7 @@ class RunningService:
 
 @contextmanager
 def running_service(
-    store_root: Path, workdir: Path, reload_seconds: float = 0.3, extra_env: dict[str, str] | None = None
+    store_root: str | Path, workdir: Path, reload_seconds: float = 0.3, extra_env: dict[str, str] | None = None
 ) -> Iterator[RunningService]:
     """`price-alchemy serve` as a user starts it; stopped with SIGINT (a clean shutdown) afterwards."""
     port = free_port()

@@ -27,6 +27,7 @@ from .test_production import production_env
 
 DEPLOY = REPO / "deploy"
 BIN = Path(sys.executable).parent
+SERVICE = "price-alchemy-service"
 OUR_ENTRY_POINTS = {"price-alchemy", "dagster", "dagster-webserver", "dagster-daemon", "mlflow"}
 K8S_MODELS = {
     "Deployment": "V1Deployment",
@@ -34,7 +35,6 @@ K8S_MODELS = {
     "HorizontalPodAutoscaler": "V2HorizontalPodAutoscaler",
     "PodDisruptionBudget": "V1PodDisruptionBudget",
     "ConfigMap": "V1ConfigMap",
-    "PersistentVolumeClaim": "V1PersistentVolumeClaim",
 }
 
 
@@ -234,6 +234,16 @@ def test_helm_values_match_the_code_and_the_instance():
     assert values["postgresql"]["enabled"] is False and values["generatePostgresqlPasswordSecret"] is False
     config = next(d for d in k8s_documents() if d["kind"] == "ConfigMap")["data"]
     assert config["PRICE_ALCHEMY_EXECUTOR"] == "k8s"
+    # pods share no disk: asset values and models go through the bucket, each pod's /data is scratch
+    assert config["PRICE_ALCHEMY_WAREHOUSE"] == "bigquery" and config["PRICE_ALCHEMY_GCS_BUCKET"]
+    assert config["PRICE_ALCHEMY_MODEL_STORE"].startswith(f"gs://{config['PRICE_ALCHEMY_GCS_BUCKET']}/")
+    service = next(d for d in k8s_documents() if (d["kind"], d["metadata"]["name"]) == ("Deployment", SERVICE))
+    pod_volumes = [
+        *deployment["volumes"],
+        *values["runLauncher"]["config"]["k8sRunLauncher"]["volumes"],
+        *service["spec"]["template"]["spec"]["volumes"],
+    ]
+    assert pod_volumes and all("emptyDir" in volume for volume in pod_volumes), pod_volumes
 
 
 def test_k8s_executor_gives_every_step_its_own_sized_pod():

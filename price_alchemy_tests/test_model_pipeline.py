@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from price_alchemy_assets.model.store import ModelStore
+from price_alchemy_assets.model.store import FolderModelStore
 
 from .conftest import run_cli
 from .platform_run import TINY, run_all
@@ -27,7 +27,7 @@ def materialized(result, key: str) -> dict:
 
 def test_train_evaluate_promote_then_keep(platform):
     resources, tmp_path = platform
-    store = ModelStore(tmp_path / "store")
+    store = FolderModelStore(tmp_path / "store")
     with dg.instance_for_test() as instance:
         first = run_all(resources, instance)
         assert first.success

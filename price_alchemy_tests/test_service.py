@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from price_alchemy_assets.model.store import ChampionRecord, ModelStore, now_iso
+from price_alchemy_assets.model.store import ChampionRecord, FolderModelStore, now_iso
 
 from .conftest import REPO, require_service
 from .serving import ADMIN_TOKEN, running_service, stop_service, train_champion, wait_for
@@ -34,9 +34,9 @@ LISTING = {
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> ModelStore:
+def store(tmp_path_factory) -> FolderModelStore:
     """A store with champion v1 and a trained, not yet promoted v2."""
-    store = ModelStore(tmp_path_factory.mktemp("store"))
+    store = FolderModelStore(tmp_path_factory.mktemp("store"))
     train_champion(store, "v1", seed=21)
     train_champion(store, "v2", seed=22, promote=False)
     return store
@@ -48,7 +48,7 @@ def service(store, tmp_path_factory):
         yield running
 
 
-def promote(store: ModelStore, version: str, model_path: Path | None = None) -> None:
+def promote(store: FolderModelStore, version: str, model_path: Path | None = None) -> None:
     store.promote(ChampionRecord(version, str(model_path or store.version_path(version)), now_iso()))
 
 

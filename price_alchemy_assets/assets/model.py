@@ -168,10 +168,10 @@ def tuned_model(
             | {"ridge_weight": model.ridge_weight, "interval_half_width": model.interval_half_width}
         )
         path = store.save(model, context.run_id)
-        registered = tracker.log_model(path)
+        registered = tracker.log_model(store.bundle_dir(path))
     candidate = CandidateModel(
         context.run_id,
-        str(path),
+        path,
         run.info.run_id,
         registered,
         data.data_version,
@@ -188,7 +188,7 @@ def tuned_model(
             "trials": len(tuning.trials),
             "lightgbm_best_iteration": tuning.best.best_iteration,
             "lightgbm_params": dg.MetadataValue.json({k: v for k, v in tuning.best.params.items()}),
-            "model_path": dg.MetadataValue.path(str(path)),
+            "model_path": dg.MetadataValue.path(path),
             "mlflow_run_id": run.info.run_id,
             "registered_model_version": registered,
             "training_profile": dg.MetadataValue.md(profile_markdown(data.profile)),

@@ -1,25 +1,33 @@
 """The model store: model bundles by version, and the champion pointer a service can follow.
 
-Layout under the store root:
+Layout under the store's location (a folder, or gs://bucket/path in production):
     models/<version>/        a PriceModel bundle (see bundle.py)
     champion.json            which version is the champion, and its provenance and metrics
 
-The pointer is written to a temporary file and renamed over the old one, so a reader sees the
-old champion or the new one, never half of either.
+A pointer is replaced in one step (a rename on disk, one object write in GCS), so a reader sees
+the old champion or the new one, never half of either; a version is whole before it is named.
+Every consumer (assets, sensor, service, batch scoring) loads a bundle through `load_bundle`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from price_alchemy_assets.model.bundle import PriceModel
+from price_alchemy_assets import gcs, settings
+from price_alchemy_assets.model.bundle import PriceModel, read_reference
+from price_alchemy_assets.monitoring.profile import ListingsProfile
 
 CHAMPION_FILE = "champion.json"
+BUNDLE_LAST_FILE = "model.json"
+"""Uploaded last, so a GCS bundle holding it is whole."""
+CACHED_BUNDLES = 3
 
 
 @dataclass(frozen=True)
@@ -35,44 +43,150 @@ class ChampionRecord:
     training_rows: int = 0
     metrics: dict = field(default_factory=dict)
 
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> ChampionRecord:
+        return cls(**json.loads(text))
+
 
 class ModelStore:
+    """What every store does; subclasses say where the bytes live."""
+
+    location: str
+
+    @property
+    def pointer_location(self) -> str:
+        return f"{self.location.rstrip('/')}/{CHAMPION_FILE}"
+
+    def version_location(self, version: str) -> str:
+        raise NotImplementedError
+
+    def save(self, model: PriceModel, version: str) -> str:
+        """Stores the bundle as `version`; returns its location (a ChampionRecord's model_path)."""
+        raise NotImplementedError
+
+    def champion(self) -> ChampionRecord | None:
+        raise NotImplementedError
+
+    def promote(self, record: ChampionRecord) -> None:
+        raise NotImplementedError
+
+    def bundle_dir(self, model_path: str) -> Path:
+        """A local folder holding the bundle at `model_path`."""
+        if gcs.is_gcs(model_path):
+            raise ValueError(f"{model_path}: a GCS bundle, but the model store at {self.location} is a folder")
+        return Path(model_path)
+
+    def load_bundle(self, model_path: str) -> PriceModel:
+        return PriceModel.load(self.bundle_dir(model_path))
+
+    def read_reference(self, model_path: str) -> tuple[ListingsProfile | None, dict]:
+        return read_reference(self.bundle_dir(model_path))
+
+    def load(self, version: str) -> PriceModel:
+        return self.load_bundle(self.version_location(version))
+
+    def load_champion(self) -> tuple[ChampionRecord, PriceModel] | None:
+        record = self.champion()
+        return None if record is None else (record, self.load_bundle(record.model_path))
+
+
+class FolderModelStore(ModelStore):
+    """On a local or shared file system (the embedded default, compose's volume)."""
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self.location = str(self.root)
 
     def version_path(self, version: str) -> Path:
         return self.root / "models" / version
 
-    def save(self, model: PriceModel, version: str) -> Path:
+    def version_location(self, version: str) -> str:
+        return str(self.version_path(version))
+
+    def save(self, model: PriceModel, version: str) -> str:
         """Write the bundle to a temporary folder first, so a half-written version never exists."""
         final = self.version_path(version)
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=final.parent))
         model.save(staging)
         os.replace(staging, final)
-        return final
-
-    def load(self, version: str) -> PriceModel:
-        return PriceModel.load(self.version_path(version))
+        return str(final)
 
     def champion(self) -> ChampionRecord | None:
         pointer = self.root / CHAMPION_FILE
-        if not pointer.exists():
-            return None
-        return ChampionRecord(**json.loads(pointer.read_text()))
-
-    def load_champion(self) -> tuple[ChampionRecord, PriceModel] | None:
-        record = self.champion()
-        return None if record is None else (record, PriceModel.load(record.model_path))
+        return ChampionRecord.from_json(pointer.read_text()) if pointer.exists() else None
 
     def promote(self, record: ChampionRecord) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=".champion-", suffix=".json", dir=self.root)
         with os.fdopen(handle, "w") as out:
-            json.dump(asdict(record), out, indent=2, sort_keys=True, default=str)
+            out.write(record.to_json())
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, self.root / CHAMPION_FILE)
+
+
+class GcsModelStore(ModelStore):
+    """In a GCS bucket (production): bundles are downloaded once into a local cache to be loaded;
+    the cache keeps the newest few."""
+
+    def __init__(self, url: str, cache_dir: str | Path, client: Callable[[], object] = gcs.storage_client):
+        self.url = gcs.GcsUrl.parse(url)
+        self.location = str(self.url)
+        self.cache_dir = Path(cache_dir)
+        self._make_client, self._client = client, None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    def version_location(self, version: str) -> str:
+        return str(self.url.child("models", version))
+
+    def save(self, model: PriceModel, version: str) -> str:
+        with tempfile.TemporaryDirectory(prefix=f"{version}-") as staging:
+            model.save(staging)
+            gcs.upload_folder(self.client, Path(staging), self.url.child("models", version), BUNDLE_LAST_FILE)
+        return self.version_location(version)
+
+    def champion(self) -> ChampionRecord | None:
+        text = gcs.read_text(self.client, self.url.child(CHAMPION_FILE))
+        return None if text is None else ChampionRecord.from_json(text)
+
+    def promote(self, record: ChampionRecord) -> None:
+        gcs.write_text(self.client, self.url.child(CHAMPION_FILE), record.to_json())
+
+    def bundle_dir(self, model_path: str) -> Path:
+        if not gcs.is_gcs(model_path):
+            return Path(model_path)
+        url = gcs.GcsUrl.parse(model_path)
+        local = gcs.download_folder(self.client, url, self.cache_dir / url.bucket / url.path, BUNDLE_LAST_FILE)
+        os.utime(local)
+        self._prune(keep=local)
+        return local
+
+    def _prune(self, keep: Path) -> None:
+        """Drop all but the newest cached bundles (loaded models live in memory, not in the files)."""
+        cached = sorted(
+            (p.parent for p in self.cache_dir.rglob(BUNDLE_LAST_FILE)), key=lambda p: p.stat().st_mtime, reverse=True
+        )
+        for stale in cached[CACHED_BUNDLES:]:
+            if stale != keep:
+                shutil.rmtree(stale, ignore_errors=True)
+
+
+def open_model_store(
+    location: str | Path, cache_dir: str | Path | None = None, client: Callable[[], object] | None = None
+) -> ModelStore:
+    """The store at a folder or a gs:// URL; `client` makes the GCS client (default: ADC)."""
+    if not gcs.is_gcs(location):
+        return FolderModelStore(location)
+    return GcsModelStore(str(location), cache_dir or settings.default_model_cache(), client or gcs.storage_client)
 
 
 def now_iso() -> str:

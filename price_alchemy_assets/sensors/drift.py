@@ -18,8 +18,9 @@ import dagster as dg
 from sqlalchemy.exc import SQLAlchemyError
 
 from price_alchemy_assets.jobs import main_job
-from price_alchemy_assets.model.bundle import PriceModel, read_reference
+from price_alchemy_assets.model.bundle import PriceModel
 from price_alchemy_assets.model.metrics import rmsle
+from price_alchemy_assets.model.store import ModelStore
 from price_alchemy_assets.monitoring.drift import DriftReport, LabelledError, compare
 from price_alchemy_assets.monitoring.profile import OOV_SAMPLE, warehouse_profile
 from price_alchemy_assets.monitoring.traffic import PredictionLogReader
@@ -42,9 +43,9 @@ NEW_LISTINGS, LIVE_TRAFFIC = "new listings", "live traffic"
 
 
 @lru_cache(maxsize=2)
-def _champion_model(path: str) -> PriceModel:
+def _champion_model(store: ModelStore, path: str) -> PriceModel:
     """The code server keeps serving ticks: load each champion once."""
-    return PriceModel.load(path)
+    return store.load_bundle(path)
 
 
 def _report_event(source: str, champion_version: str, report: DriftReport, since: str) -> dg.AssetMaterialization:
@@ -81,10 +82,11 @@ def listings_drift_sensor(
     drift_monitor: DriftMonitorResource,
     prediction_log: PredictionLogResource,
 ) -> dg.SensorResult | dg.SkipReason:
-    champion = model_store.store().champion()
+    store = model_store.store()
+    champion = store.champion()
     if champion is None:
         return dg.SkipReason("no champion yet: nothing to compare new listings with")
-    reference, info = read_reference(champion.model_path)
+    reference, info = store.read_reference(champion.model_path)
     if reference is None or not info.get("ingested_through"):
         return dg.SkipReason(f"champion {champion.version} has no training profile; retrain to monitor drift")
     watermark = datetime.fromisoformat(info["ingested_through"])
@@ -98,7 +100,7 @@ def listings_drift_sensor(
         return dg.SkipReason(f"warehouse busy, trying again next tick: {busy}")
     labelled = None
     if len(sample):
-        model = _champion_model(champion.model_path)
+        model = _champion_model(store, champion.model_path)
         batch = batch.with_oov_rate(model.featurizer, sample)
         if len(sample) >= thresholds.min_labelled and "rmsle" in champion.metrics:
             predicted = model.predict(sample)["price"]
@@ -110,7 +112,7 @@ def listings_drift_sensor(
             traffic = traffic_log.profile(champion.version)
             recent = traffic_log.latest(champion.version, OOV_SAMPLE) if traffic.rows else None
         if recent is not None:
-            traffic = traffic.with_oov_rate(_champion_model(champion.model_path).featurizer, recent)
+            traffic = traffic.with_oov_rate(_champion_model(store, champion.model_path).featurizer, recent)
     except SQLAlchemyError as error:  # new listings are still judged; the tick says what it could not read
         context.log.warning("live traffic not evaluated, the prediction log is unreachable: %s", error)
         traffic = PredictionLogReader.no_traffic()

@@ -33,7 +33,6 @@ from litestar.plugins.prometheus import PrometheusController
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from price_alchemy_assets import __version__, settings
-from price_alchemy_assets.model.store import ModelStore
 from price_alchemy_assets.service.batching import InferenceBatcher
 from price_alchemy_assets.service.champion import ChampionWatcher, ServedModel
 from price_alchemy_assets.service.observability import (
@@ -78,10 +77,10 @@ class ServiceSettings:
         """PRICE_ALCHEMY_MODEL_STORE (else the data dir's), PRICE_ALCHEMY_PREDICTION_LOG (an SQLAlchemy
         URL; else an SQLite file in the data dir), PRICE_ALCHEMY_ADMIN_TOKEN, PRICE_ALCHEMY_RELOAD_SECONDS,
         PRICE_ALCHEMY_MAX_BATCH."""
-        from price_alchemy_assets.resources import model_resources_from_env
+        from price_alchemy_assets.resources import model_store_from_env
 
         return cls(
-            model_store=str(model_resources_from_env()["model_store"].store().root),
+            model_store=model_store_from_env().location,
             prediction_log_url=os.environ.get(settings.PREDICTION_LOG_ENV) or settings.default_prediction_log_url(),
             admin_token=os.environ.get("PRICE_ALCHEMY_ADMIN_TOKEN") or None,
             reload_seconds=_env_float("PRICE_ALCHEMY_RELOAD_SECONDS", 2.0),
@@ -93,9 +92,13 @@ class PriceService:
     """What the handlers share: the champion, the inference batcher and the prediction log."""
 
     def __init__(self, config: ServiceSettings) -> None:
+        from price_alchemy_assets.resources import model_store_from_env
+
         self.config = config
         self.champion = ChampionWatcher(
-            ModelStore(config.model_store), config.reload_seconds, on_outcome=lambda o: MODEL_RELOADS.labels(o).inc()
+            model_store_from_env(config.model_store),
+            config.reload_seconds,
+            on_outcome=lambda o: MODEL_RELOADS.labels(o).inc(),
         )
         self.batcher = InferenceBatcher(lambda: self.champion.current)
         self.prediction_log = PredictionLog(config.prediction_log_url)

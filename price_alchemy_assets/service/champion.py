@@ -59,17 +59,17 @@ class ChampionWatcher:
             try:
                 record = self.store.champion()
             except Exception as error:  # a torn or hand-edited pointer must not stop serving
-                self.last_error = f"{self.store.root / 'champion.json'}: {error}"
+                self.last_error = f"{self.store.pointer_location}: {error}"
                 return False
             if record is None:
-                self.last_error = None if self.current else f"no champion in {self.store.root} yet"
+                self.last_error = None if self.current else f"no champion in {self.store.location} yet"
                 return False
             if self.current and record == self.current.record:
                 return False
             if record == self._failed_pointer and not force:
                 return False
             try:
-                model = PriceModel.load(record.model_path)
+                model = self.store.load_bundle(record.model_path)
             except Exception as error:  # any unreadable bundle keeps the old model serving
                 self._failed_pointer = record
                 self.last_error = f"champion {record.version} at {record.model_path} not loaded: {error}"

@@ -1,4 +1,4 @@
-"""Start and stop the BigQuery REST emulator on 127.0.0.1 (for tests and benchmarks)."""
+"""Start and stop the BigQuery REST emulator (and other local servers) on 127.0.0.1, for tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -34,36 +34,10 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float, log: Pat
 
 
 @contextmanager
-def running_emulator(log: Path) -> Iterator[str]:
-    """Yields the REST endpoint, e.g. http://127.0.0.1:41234; stops the emulator on exit."""
-    if not EMULATOR_PYTHON.is_file():
-        raise FileNotFoundError(
-            f"BigQuery emulator virtualenv not found at {EMULATOR_PYTHON}; run scripts/setup.sh --test"
-        )
-    port = free_port()
+def listening(command: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Starts `command`, yields http://127.0.0.1:<port> once something listens there, stops it on exit."""
     with open(log, "w") as out:
-        process = subprocess.Popen(
-            [
-                str(EMULATOR_PYTHON),
-                str(Path(__file__).with_name("launch.py")),
-                "start",
-                "--rest-host",
-                "127.0.0.1",
-                "--rest-port",
-                str(port),
-                "--grpc-host",
-                "127.0.0.1",
-                "--grpc-port",
-                "0",
-                "--project",
-                PROJECT,
-                "--log-level",
-                "warning",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "NO_GCE_CHECK": "true"},
-        )
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     try:
         wait_for_port(port, process, 90, log)
         yield f"http://127.0.0.1:{port}"
@@ -74,6 +48,35 @@ def running_emulator(log: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def running_emulator(log: Path) -> Iterator[str]:
+    """Yields the REST endpoint, e.g. http://127.0.0.1:41234; stops the emulator on exit."""
+    if not EMULATOR_PYTHON.is_file():
+        raise FileNotFoundError(
+            f"BigQuery emulator virtualenv not found at {EMULATOR_PYTHON}; run scripts/setup.sh --test"
+        )
+    port = free_port()
+    command = [
+        str(EMULATOR_PYTHON),
+        str(Path(__file__).with_name("launch.py")),
+        "start",
+        "--rest-host",
+        "127.0.0.1",
+        "--rest-port",
+        str(port),
+        "--grpc-host",
+        "127.0.0.1",
+        "--grpc-port",
+        "0",
+        "--project",
+        PROJECT,
+        "--log-level",
+        "warning",
+    ]
+    with listening(command, port, log, {"NO_GCE_CHECK": "true"}) as endpoint:
+        yield endpoint
 
 
 def emulator_env(endpoint: str, dataset: str) -> dict[str, str]:

@@ -1,0 +1,130 @@
+"""The GCS model store and IO managers (production on GKE), against a GCS emulator on 127.0.0.1."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pandas as pd
+import pytest
+from google.cloud import storage
+
+from price_alchemy_assets.gcs import GcsUrl, upload_folder
+from price_alchemy_assets.listings.ingest import ingest_listings_file
+from price_alchemy_assets.listings.synthetic import write_synthetic_listings
+from price_alchemy_assets.model.store import GcsModelStore, open_model_store
+from price_alchemy_assets.resources import model_store_from_env, open_warehouse_from_env, resources_from_env
+from price_alchemy_assets.sensors.drift import listings_drift_sensor
+from price_alchemy_tests.conftest import run_cli
+from price_alchemy_tests.platform_run import run_all
+from price_alchemy_tests.serving import running_service, train_champion
+from price_alchemy_tests.test_model_pieces import market
+from price_alchemy_tests.test_service import LISTING
+
+
+def objects(bucket: str, prefix: str = "") -> list[str]:
+    return sorted(blob.name for blob in storage.Client().list_blobs(bucket, prefix=prefix))
+
+
+def test_model_store_round_trip_and_local_cache(gcs_bucket, tmp_path):
+    store = open_model_store(f"gs://{gcs_bucket}/store", cache_dir=tmp_path / "cache")
+    assert isinstance(store, GcsModelStore) and store.champion() is None
+
+    record = train_champion(store, "v1", seed=1, rows=1_500)
+    assert record.model_path == f"gs://{gcs_bucket}/store/models/v1"
+    assert "store/models/v1/model.json" in objects(gcs_bucket)
+    assert store.champion() == record
+
+    # another process (the service, the sensor) finds the champion and loads the same bundle
+    reader = open_model_store(f"gs://{gcs_bucket}/store", cache_dir=tmp_path / "reader-cache")
+    champion, model = reader.load_champion()
+    assert champion == record
+    listings = market(50, seed=9)
+    pd.testing.assert_frame_equal(model.predict(listings), store.load("v1").predict(listings))
+
+    # a loaded bundle is kept: it loads again with the bucket gone
+    for name in objects(gcs_bucket, "store/models/v1/"):
+        storage.Client().bucket(gcs_bucket).blob(name).delete()
+    assert reader.load_bundle(record.model_path).ridge_weight == model.ridge_weight
+
+
+def test_missing_and_half_uploaded_bundles_are_named(gcs_bucket, tmp_path):
+    store = open_model_store(f"gs://{gcs_bucket}/store", cache_dir=tmp_path / "cache")
+    with pytest.raises(FileNotFoundError, match=f"gs://{gcs_bucket}/store/models/nothing"):
+        store.load("nothing")
+
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "lightgbm.txt").write_text("tree")
+    storage.Client().bucket(gcs_bucket).blob("store/models/half/lightgbm.txt").upload_from_filename(
+        str(half / "lightgbm.txt")
+    )
+    with pytest.raises(FileNotFoundError, match="model.json is missing"):
+        store.load("half")
+    assert not (tmp_path / "cache" / gcs_bucket / "store/models/half").exists()
+    with pytest.raises(FileNotFoundError, match="last file is missing"):
+        upload_folder(storage.Client(), half, GcsUrl(gcs_bucket, "elsewhere"), "model.json")
+    assert objects(gcs_bucket, "elsewhere") == []
+
+
+def test_cache_keeps_the_newest_bundles(gcs_bucket, tmp_path):
+    store = open_model_store(f"gs://{gcs_bucket}/store", cache_dir=tmp_path / "cache")
+    record = train_champion(store, "v0", seed=2, rows=1_000, promote=False)
+    bucket = storage.Client().bucket(gcs_bucket)
+    for version in ("v1", "v2", "v3", "v4"):
+        for name in objects(gcs_bucket, "store/models/v0/"):
+            bucket.copy_blob(bucket.blob(name), bucket, name.replace("/v0/", f"/{version}/"))
+        store.load(version)
+    cached = sorted(p.parent.name for p in (tmp_path / "cache").rglob("model.json"))
+    assert cached == ["v2", "v3", "v4"], cached
+    assert store.load_bundle(record.model_path).ridge_weight >= 0  # evicted bundles download again
+
+
+def test_platform_on_gcs(gcs_bucket, price_alchemy_home, tmp_path, monkeypatch):
+    """PRICE_ALCHEMY_GCS_BUCKET and a gs:// model store: the main job keeps asset values, training data
+    and models in the bucket; the drift sensor, batch scoring and the service read the champion there."""
+    monkeypatch.setenv("PRICE_ALCHEMY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PRICE_ALCHEMY_GCS_BUCKET", gcs_bucket)
+    monkeypatch.setenv("PRICE_ALCHEMY_GCS_PREFIX", "platform")
+    monkeypatch.setenv("PRICE_ALCHEMY_MODEL_STORE", f"gs://{gcs_bucket}/platform/model_store")
+    start = datetime.now(UTC) - timedelta(days=5)
+    listings = write_synthetic_listings(tmp_path / "listings.tsv", 3_000, seed=4, start=start, days=5)
+    with open_warehouse_from_env() as warehouse:
+        ingest_listings_file(listings, warehouse)
+
+    resources = resources_from_env()
+    with dg.instance_for_test() as instance:
+        result = run_all(resources, instance)
+        assert result.success
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            tick = listings_drift_sensor(context)
+
+    stored = objects(gcs_bucket, "platform/")
+    champion = model_store_from_env().champion()
+    assert champion is not None and champion.model_path.startswith(f"gs://{gcs_bucket}/platform/model_store/models/")
+    for expected in (
+        "platform/assets/validated_listings",
+        "platform/training_data/tfidf_features/data.json",
+        "platform/training_data/tfidf_features/train.npz",
+        "platform/records/tuned_model",
+        "platform/records/eval_report",
+        "platform/model_store/champion.json",
+        f"platform/model_store/models/{champion.version}/model.json",
+    ):
+        assert expected in stored, (expected, stored)
+    assert not (tmp_path / "data" / "model_store").exists() and not (tmp_path / "data" / "records").exists()
+    # the sensor read the champion's training profile from the bucket and judged (no new listings yet)
+    assert isinstance(tick, dg.SkipReason) or not tick.run_requests
+
+    scored = tmp_path / "scored.csv"
+    done = run_cli("predict", str(listings), "--output", str(scored))
+    assert done.returncode == 0, done.stderr
+    with open(scored) as rows:
+        assert sum(1 for _ in csv.DictReader(rows)) == 3_000
+
+    with running_service(champion.model_path.split("/models/")[0], tmp_path) as service, service.client() as client:
+        assert client.get("/model").json()["model_version"] == champion.version
+        answer = client.post("/predict", json=LISTING)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model_version"] == champion.version
