@@ -4,7 +4,7 @@ Inside: the fitted featurizer, a Ridge regression and a tuned LightGBM booster o
 sparse features, blended in log-price space with a weight chosen on the validation split, and
 a split-conformal half-width (also from the validation split) that turns the point estimate
 into a range with the promised coverage. Batch scoring and the service load it the same way:
-`PriceModel.load(directory)`.
+`ModelStore.load_bundle` (model/store.py), which ends in `PriceModel.load(directory)`.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
 
 import dagster as dg
 from sqlalchemy.exc import SQLAlchemyError
@@ -42,10 +43,14 @@ drift_report = dg.AssetSpec(
 NEW_LISTINGS, LIVE_TRAFFIC = "new listings", "live traffic"
 
 
-@lru_cache(maxsize=2)
 def _champion_model(store: ModelStore, path: str) -> PriceModel:
-    """The code server keeps serving ticks: load each champion once."""
-    return store.load_bundle(path)
+    """The code server keeps serving ticks: load each champion once (a tick makes a new store)."""
+    return _loaded_bundle(store.bundle_dir(path))
+
+
+@lru_cache(maxsize=2)
+def _loaded_bundle(bundle_dir: Path) -> PriceModel:
+    return PriceModel.load(bundle_dir)
 
 
 def _report_event(source: str, champion_version: str, report: DriftReport, since: str) -> dg.AssetMaterialization:
