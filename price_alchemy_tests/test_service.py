@@ -207,6 +207,16 @@ def test_a_corrupt_champion_keeps_the_old_model_serving(service, store):
         promote(store, before)
         wait_for(lambda: client.get("/health").json()["status"] == "ok", what="health back to ok")
 
+        # an unreadable pointer (a torn write, an object store's passing error) is reported, and
+        # forgotten once the pointer reads again, even when it still names the served champion
+        pointer = store.root / "champion.json"
+        readable = pointer.read_text()
+        pointer.write_text("{ torn")
+        wait_for(lambda: "champion.json" in (client.get("/health").json()["last_reload_error"] or ""), what="torn")
+        assert client.post("/predict", json=LISTING).json()["model_version"] == before
+        pointer.write_text(readable)
+        wait_for(lambda: client.get("/health").json()["status"] == "ok", what="health ok once the pointer reads")
+
 
 def test_prediction_log_holds_every_request_after_a_clean_shutdown(store, tmp_path):
     with running_service(store.root, tmp_path) as service, service.client() as client:

@@ -65,6 +65,7 @@ class ChampionWatcher:
                 self.last_error = None if self.current else f"no champion in {self.store.location} yet"
                 return False
             if self.current and record == self.current.record:
+                self.last_error = None  # an earlier unreadable pointer was passing
                 return False
             if record == self._failed_pointer and not force:
                 return False
