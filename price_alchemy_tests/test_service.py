@@ -11,12 +11,14 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from price_alchemy_assets.model.store import ChampionRecord, FolderModelStore, now_iso
+from price_alchemy_assets.service.champion import ChampionWatcher
 
 from .conftest import REPO, require_service
 from .serving import ADMIN_TOKEN, running_service, stop_service, train_champion, wait_for
@@ -216,6 +218,18 @@ def test_a_corrupt_champion_keeps_the_old_model_serving(service, store):
         assert client.post("/predict", json=LISTING).json()["model_version"] == before
         pointer.write_text(readable)
         wait_for(lambda: client.get("/health").json()["status"] == "ok", what="health ok once the pointer reads")
+
+
+def test_a_champion_that_failed_to_load_is_tried_again_after_a_while(store, tmp_path):
+    """A bundle that could not be loaded (a GCS download cut short) is retried, not given up on."""
+    local = FolderModelStore(tmp_path / "store")
+    watcher = ChampionWatcher(local, retry_failed_seconds=0.5)
+    promote(local, "late")  # its bundle is not there yet
+    assert not watcher.refresh() and "late" in watcher.last_error
+    shutil.copytree(store.version_path("v1"), local.version_path("late"))
+    assert not watcher.refresh()  # within the wait: not tried again
+    time.sleep(0.6)
+    assert watcher.refresh() and watcher.current.version == "late" and watcher.last_error is None
 
 
 def test_prediction_log_holds_every_request_after_a_clean_shutdown(store, tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,14 +40,19 @@ class ServedModel:
 
 class ChampionWatcher:
     def __init__(
-        self, store: ModelStore, poll_seconds: float = 2.0, on_outcome: Callable[[str], None] | None = None
+        self,
+        store: ModelStore,
+        poll_seconds: float = 2.0,
+        on_outcome: Callable[[str], None] | None = None,
+        retry_failed_seconds: float = 60.0,
     ) -> None:
         """`on_outcome` hears "loaded" or "failed" for each load attempt (for metrics)."""
-        self.store, self.poll_seconds = store, poll_seconds
+        self.store, self.poll_seconds, self.retry_failed_seconds = store, poll_seconds, retry_failed_seconds
         self.on_outcome = on_outcome or (lambda outcome: None)
         self.current: ServedModel | None = None
         self.last_error: str | None = None
         self._failed_pointer: ChampionRecord | None = None
+        self._failed_at = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -54,7 +60,8 @@ class ChampionWatcher:
     def refresh(self, force: bool = False) -> bool:
         """Load the champion if the pointer names another one; True when the served model changed.
 
-        A pointer that already failed is not retried until it changes, unless `force`."""
+        A pointer that already failed is retried only every `retry_failed_seconds` (a download from
+        GCS can fail and then succeed; a corrupt bundle stays corrupt), or at once with `force`."""
         with self._lock:
             try:
                 record = self.store.champion()
@@ -67,12 +74,13 @@ class ChampionWatcher:
             if self.current and record == self.current.record:
                 self.last_error = None  # an earlier unreadable pointer was passing
                 return False
-            if record == self._failed_pointer and not force:
+            waited = time.monotonic() - self._failed_at
+            if record == self._failed_pointer and not force and waited < self.retry_failed_seconds:
                 return False
             try:
                 model = self.store.load_bundle(record.model_path)
             except Exception as error:  # any unreadable bundle keeps the old model serving
-                self._failed_pointer = record
+                self._failed_pointer, self._failed_at = record, time.monotonic()
                 self.last_error = f"champion {record.version} at {record.model_path} not loaded: {error}"
                 log.error(self.last_error)
                 self.on_outcome("failed")
