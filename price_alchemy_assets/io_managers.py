@@ -4,12 +4,24 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
+from dagster_gcp import GCSResource
+from google.cloud import storage
 from pydantic import Field
 
-from price_alchemy_assets import gcs
+from price_alchemy_assets.gcs import GcsUrl, download_folder, storage_client, upload_folder
 from price_alchemy_assets.model.dataset import TrainingData
 
 TRAINING_DATA_LAST_FILE = "data.json"
+
+
+class GcpGCSResource(GCSResource):
+    """dagster-gcp's GCSResource with the same optional service-account key as the BigQuery
+    resource; without one, ADC (Workload Identity on GKE). Every GCS user here gets its client."""
+
+    gcp_credentials: str | None = Field(default=None, description="base64 service-account key; else ADC")
+
+    def get_client(self) -> storage.Client:
+        return storage_client(self.project, self.gcp_credentials)
 
 
 class TrainingDataIOManager(dg.ConfigurableIOManager):
@@ -21,17 +33,13 @@ class TrainingDataIOManager(dg.ConfigurableIOManager):
     base_dir: str = Field(default="", description="local folder holding one subfolder per asset")
     gcs_bucket: str | None = Field(default=None, description="store in this GCS bucket instead of base_dir")
     gcs_prefix: str = Field(default="price-alchemy/training_data", description="object prefix in the bucket")
-    gcp_project: str | None = Field(default=None, description="GCS project (else the credentials')")
-    gcp_credentials: str | None = Field(default=None, description="base64 service-account key; else ADC")
+    gcs: dg.ResourceDependency[GcpGCSResource]
 
     def _local(self, context) -> Path:
         return Path(self.base_dir).joinpath(*context.asset_key.path)
 
-    def _url(self, context) -> gcs.GcsUrl:
-        return gcs.GcsUrl(self.gcs_bucket, self.gcs_prefix).child(*context.asset_key.path)
-
-    def _client(self):
-        return gcs.storage_client(self.gcp_project, self.gcp_credentials)
+    def _url(self, context) -> GcsUrl:
+        return GcsUrl(self.gcs_bucket, self.gcs_prefix).child(*context.asset_key.path)
 
     def handle_output(self, context: dg.OutputContext, obj: TrainingData) -> None:
         if not self.gcs_bucket:
@@ -40,7 +48,7 @@ class TrainingDataIOManager(dg.ConfigurableIOManager):
             return
         url = self._url(context)
         with tempfile.TemporaryDirectory(prefix="training-data-") as staging:
-            gcs.upload_folder(self._client(), obj.save(Path(staging) / "data"), url, TRAINING_DATA_LAST_FILE)
+            upload_folder(self.gcs.get_client(), obj.save(Path(staging) / "data"), url, TRAINING_DATA_LAST_FILE)
         context.add_output_metadata({"path": dg.MetadataValue.url(str(url))})
 
     def load_input(self, context: dg.InputContext) -> TrainingData:
@@ -52,5 +60,5 @@ class TrainingDataIOManager(dg.ConfigurableIOManager):
             return TrainingData.load(path, columns)
         with tempfile.TemporaryDirectory(prefix="training-data-") as staging:
             local = Path(staging) / "data"
-            gcs.download_folder(self._client(), self._url(context), local, TRAINING_DATA_LAST_FILE)
+            download_folder(self.gcs.get_client(), self._url(context), local, TRAINING_DATA_LAST_FILE)
             return TrainingData.load(local, columns)

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb_pandas import DuckDBPandasIOManager
-from dagster_gcp import BigQueryResource, GCSPickleIOManager, GCSResource
-from google.cloud import bigquery, storage
+from dagster_gcp import BigQueryResource, GCSPickleIOManager
+from google.cloud import bigquery
 from pydantic import Field
 
 from price_alchemy_assets import settings
-from price_alchemy_assets.gcs import storage_client
-from price_alchemy_assets.io_managers import TrainingDataIOManager
+from price_alchemy_assets.io_managers import GcpGCSResource, TrainingDataIOManager
 from price_alchemy_assets.model.store import ModelStore, open_model_store
 from price_alchemy_assets.model.tracking import ExperimentTracker
 from price_alchemy_assets.monitoring.alerts import AlertChannel, LogChannel, SmtpChannel, WebhookChannel
@@ -287,14 +286,16 @@ def _gcs_prefix(kind: str) -> str:
     return f"{os.environ.get(GCS_PREFIX_ENV, 'price-alchemy').strip('/')}/{kind}"
 
 
-def _gcp_auth() -> dict:
-    return {"gcp_project": _env_var_if_set(GCP_PROJECT_ENV), "gcp_credentials": _env_var_if_set(GCP_CREDENTIALS_ENV)}
+def gcs_from_env() -> GcpGCSResource:
+    """One GCS client configuration for the model store and both GCS IO managers."""
+    return GcpGCSResource(
+        project=_env_var_if_set(GCP_PROJECT_ENV), gcp_credentials=_env_var_if_set(GCP_CREDENTIALS_ENV)
+    )
 
 
 def _gcs_pickle_io_manager(kind: str) -> GCSPickleIOManager:
-    auth = _gcp_auth()
     return GCSPickleIOManager(
-        gcs=GcpGCSResource(project=auth["gcp_project"], gcp_credentials=auth["gcp_credentials"]),
+        gcs=gcs_from_env(),
         gcs_bucket=dg.EnvVar(GCS_BUCKET_ENV),
         gcs_prefix=_gcs_prefix(kind),
     )
@@ -321,25 +322,11 @@ class MlflowTrackingResource(dg.ConfigurableResource):
 
 class ModelStoreResource(dg.ConfigurableResource):
     location: str = Field(description="folder or gs://bucket/path of model bundles and the champion pointer")
-    gcp_project: str | None = Field(default=None, description="GCS project (else the credentials')")
-    gcp_credentials: str | None = Field(default=None, description="base64 service-account key; else ADC")
+    gcs: dg.ResourceDependency[GcpGCSResource]
     cache_dir: str | None = Field(default=None, description="where GCS bundles are downloaded to be loaded")
 
     def store(self) -> ModelStore:
-        return open_model_store(self.location, self.cache_dir, self.gcs_client)
-
-    def gcs_client(self) -> storage.Client:
-        return storage_client(self.gcp_project, self.gcp_credentials)
-
-
-class GcpGCSResource(GCSResource):
-    """dagster-gcp's GCSResource (for its GCS IO managers) with the same optional service-account key
-    as the BigQuery resource; without one, ADC (Workload Identity on GKE)."""
-
-    gcp_credentials: str | None = Field(default=None, description="base64 service-account key; else ADC")
-
-    def get_client(self) -> storage.Client:
-        return storage_client(self.project, self.gcp_credentials)
+        return open_model_store(self.location, self.cache_dir, self.gcs.get_client)
 
 
 def model_resources_from_env() -> dict:
@@ -358,7 +345,7 @@ def model_resources_from_env() -> dict:
         return resources | _local_model_io_managers(settings.data_dir())
     return resources | {
         "training_data_io_manager": TrainingDataIOManager(
-            gcs_bucket=dg.EnvVar(GCS_BUCKET_ENV), gcs_prefix=_gcs_prefix("training_data"), **_gcp_auth()
+            gcs_bucket=dg.EnvVar(GCS_BUCKET_ENV), gcs_prefix=_gcs_prefix("training_data"), gcs=gcs_from_env()
         ),
         "record_io_manager": _gcs_pickle_io_manager("records"),
     }
@@ -368,7 +355,7 @@ def _model_store_resource(location: str | None = None) -> ModelStoreResource:
     """PRICE_ALCHEMY_MODEL_STORE: a folder or gs://bucket/path; else the data dir's folder."""
     if location is None:
         location = _env_var_if_set(MODEL_STORE_ENV) or str(settings.default_model_store())
-    return ModelStoreResource(location=location, **_gcp_auth())
+    return ModelStoreResource(location=location, gcs=gcs_from_env())
 
 
 def model_store_from_env(location: str | None = None) -> ModelStore:
@@ -401,13 +388,13 @@ def resources_under(root: Path) -> dict:
         "mlflow_tracking": MlflowTrackingResource(
             tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "mlartifacts")
         ),
-        "model_store": ModelStoreResource(location=str(root / "store")),
+        "model_store": ModelStoreResource(location=str(root / "store"), gcs=GcpGCSResource()),
         **_local_model_io_managers(root),
     }
 
 
 def _local_model_io_managers(data: Path) -> dict:
     return {
-        "training_data_io_manager": TrainingDataIOManager(base_dir=str(data / "training_data")),
+        "training_data_io_manager": TrainingDataIOManager(base_dir=str(data / "training_data"), gcs=GcpGCSResource()),
         "record_io_manager": dg.FilesystemIOManager(base_dir=str(data / "records")),
     }

@@ -297,6 +297,7 @@ def test_schemathesis_finds_no_server_error(service, tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     with service.client() as client:
