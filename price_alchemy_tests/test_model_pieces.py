@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from price_alchemy_assets.listings.files import ListingsFile
 from price_alchemy_assets.listings.synthetic import MarketplaceSynthesizer
 from price_alchemy_assets.model import features
 from price_alchemy_assets.model.baseline import RulesBaseline
-from price_alchemy_assets.model.features import ListingFeaturizer
+from price_alchemy_assets.model.features import FeaturizerConfig, ListingFeaturizer
 from price_alchemy_assets.model.metrics import price_metrics, rmsle
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, SplitFractions, assign_split
 
@@ -101,3 +102,36 @@ def test_featurizer_lookup_matches_the_fitted_encoder_and_rows_featurize_alone_a
     batch = featurizer.transform(other)
     for row in (0, 45, 65, 72, len(other) - 1):
         assert (featurizer.transform(other.iloc[[row]]) != batch[row]).nnz == 0
+
+
+def _same_matrix(left, right) -> bool:
+    return all(np.array_equal(getattr(left, part), getattr(right, part)) for part in ("indptr", "indices", "data"))
+
+
+@pytest.mark.parametrize("max_ngram", [1, 2, 3])
+def test_tfidf_lookup_equals_the_fitted_vectorizer_bit_for_bit(genuine_train, genuine_test, max_ngram):
+    with ListingsFile(genuine_train) as train, ListingsFile(genuine_test) as test:
+        train_rows, test_rows = pd.concat(train.chunks()), pd.concat(test.chunks())
+    fitted = ListingFeaturizer(FeaturizerConfig(max_ngram=max_ngram)).fit(train_rows)
+    odd = ["", "!!! ??", "Zzzunknown qqqword", "New NEW new new with tags", "Ünïcödé café – naïve 32GB"]
+    vectorizers = (fitted.name_vectorizer_, fitted.description_vectorizer_)
+    for vectorizer, texts in zip(vectorizers, features._text(test_rows), strict=True):
+        texts = texts + odd
+        assert _same_matrix(features.TfidfLookup(vectorizer).transform(texts), vectorizer.transform(texts))
+    assert fitted.transform(test_rows.head(0)).shape == (0, fitted.transform(test_rows.head(1)).shape[1])
+
+
+def test_engineered_numbers_read_any_case():
+    listings = pd.DataFrame(
+        {
+            "name": ["iPhone 64GB", "Lot Of 3 tops", "NWT dress", "plain shirt"],
+            "brand_name": ["Apple", None, None, "Nike"],
+            "item_description": ["Sealed, 128 gb", "BUNDLE OF 12 shirts", features.NO_DESCRIPTION, "lotion of 5"],
+        }
+    )
+    name, description = features._text(listings)
+    table = pd.DataFrame(features._engineered(listings, name, description), columns=features.ENGINEERED)
+    assert np.exp(table["bundle_size"]).round().tolist() == [1, 3, 1, 1]
+    assert (np.exp2(table["storage_gb"] * 12) - 1).round().tolist() == [64, 0, 0, 0]
+    assert table["new_with_tags"].tolist() == [1, 0, 1, 0]
+    assert table["has_description"].tolist() == [1, 1, 0, 1] and table["has_brand"].tolist() == [1, 0, 0, 1]
