@@ -46,8 +46,8 @@ NEVER = 1e9
 def tick(instance, resources: dict, monitor: DriftMonitorResource) -> tuple[bool, dict, float]:
     """One evaluation of the real sensor: whether it requested a run, the new-listings report, seconds."""
     started = time.perf_counter()
-    context = dg.build_sensor_context(instance=instance, resources=resources | {"drift_monitor": monitor})
-    result = listings_drift_sensor(context)
+    with dg.build_sensor_context(instance=instance, resources=resources | {"drift_monitor": monitor}) as context:
+        result = listings_drift_sensor(context)
     seconds = time.perf_counter() - started
     (event,) = [e for e in result.asset_events if e.metadata["source"].value == NEW_LISTINGS]
     return bool(result.run_requests), {k: v.value for k, v in event.metadata.items()}, seconds

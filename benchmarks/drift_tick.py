@@ -89,10 +89,10 @@ def main() -> None:
 
         ticks = []
         for number in range(args.ticks):
-            context = dg.build_sensor_context(instance=instance, resources=resources)
-            started = time.perf_counter()
-            result = listings_drift_sensor(context)
-            ticks.append(time.perf_counter() - started)
+            with dg.build_sensor_context(instance=instance, resources=resources) as context:
+                started = time.perf_counter()
+                result = listings_drift_sensor(context)
+                ticks.append(time.perf_counter() - started)
             print(f"tick {number + 1}: {ticks[-1]:.2f} s, run requested: {bool(result.run_requests)}", flush=True)
         reports = {e.metadata["source"].value: e.metadata for e in result.asset_events}
 

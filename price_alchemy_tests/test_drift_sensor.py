@@ -22,7 +22,8 @@ from .serving import free_port, running_service
 
 
 def tick(instance, resources, cursor=None):
-    return listings_drift_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+        return listings_drift_sensor(context)
 
 
 def arrive(platform, rows: int, seed: int, drift: DriftKind | None = None, strength: float = 1.0) -> None:
