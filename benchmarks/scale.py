@@ -100,6 +100,15 @@ def main() -> None:
                     }
                 )
     sampler.running = False
+    model_metadata = {
+        key: getattr(value, "value", value)
+        for event in events
+        if event.dagster_event
+        and event.dagster_event.event_type_value == "ASSET_MATERIALIZATION"
+        and event.dagster_event.asset_key == dg.AssetKey("tuned_model")
+        for key, value in event.dagster_event.materialization.metadata.items()
+        if key in ("seconds", "blend_weights", "trials", "held_out_rows") or key.startswith("validation_rmsle")
+    }
     table = pd.DataFrame(rows)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     report = (
@@ -107,7 +116,8 @@ def main() -> None:
         f"listings, default tuning budget, in-process executor, 2 cores. Job "
         f"{'succeeded' if result.success else 'FAILED'}: raw_listings -> champion in {job_seconds / 60:.1f} min; "
         f"synth + ingest + job {table['seconds'].sum() / 60:.1f} min; peak RSS of the process {peak / 1024:.2f} "
-        "GiB.\n\n" + table.to_markdown(index=False, floatfmt=".1f") + "\n"
+        "GiB.\n\n" + table.to_markdown(index=False, floatfmt=".1f") + "\n\n"
+        "tuned_model: " + ", ".join(f"{key} {value}" for key, value in model_metadata.items()) + ".\n"
     )
     print(report)
     if args.output:

@@ -1,22 +1,30 @@
-"""Throughput and latency of the prediction service, driven from a second process on loopback.
+"""Throughput and latency of the prediction service, driven from a second process on loopback,
+for today's model and a baseline's (another git revision's code and model) in the same run.
 
 Trains a champion on the genuine Mercari rows (../shared/data/mercari_train_sample.tsv; a
-synthetic market where they are absent) into a temporary store, starts `price-alchemy serve`
-on 127.0.0.1, then:
-- wrk (Debian's package) on POST /predict with real listings from mercari_test_sample.tsv,
-  1 client thread, 32 connections, 30 s; the same wrk run on GET /health in the same session
-  is the framework's ceiling on this machine (the baseline);
+synthetic market where they are absent) into a temporary store with this checkout's code, and
+another with the code of `--baseline` (a git worktree, trained and served by its own code:
+the model before the blend by default). Both services run `price-alchemy serve` on 127.0.0.1;
+each measurement alternates between them, twice, and the table gives both rounds:
+- hey (Debian's package), one worker at 20 requests/s on POST /predict with one genuine listing:
+  a lone seller's latency, what a steady arrival rate below capacity feels like;
+- wrk, 1 client thread, 32 connections on POST /predict with real listings from
+  mercari_test_sample.tsv: closed-loop capacity, as a share of GET /health's (the framework's
+  own ceiling) measured in the same round;
 - a 1,000-listing POST /predict/batch, 20 times after a warm-up;
 - the service's RSS (current and peak) at the end.
-Target on 2 cores: >= 500 requests/s, p99 <= 20 ms, 0 errors; a 1,000-listing batch <= 150 ms.
+Targets on 2 cores: a lone /predict no slower than the baseline's, a 1,000-listing batch <= 150 ms.
 
-    .venv/bin/python benchmarks/service.py [--seconds 30] [--output docs/benchmarks/service.md]
+    apt-get install wrk hey
+    .venv/bin/python benchmarks/service.py [--seconds 20] [--baseline 43ac346] \
+        [--output docs/benchmarks/service.md]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -132,48 +140,140 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return current, peak
 
 
+BASELINE = "43ac346"
+"""The last revision before the blend of Ridge, sparse MLPs and LightGBM (issue 12)."""
+
+
+def run_hey(url: str, body: dict, path: Path, seconds: int) -> dict:
+    """One worker at 20 requests/s: each request meets an idle service."""
+    path.write_text(json.dumps(body))
+    command = ["hey", "-c", "1", "-q", "20", "-z", f"{seconds}s", "-m", "POST", "-T", "application/json"]
+    output = subprocess.run([*command, "-D", str(path), url], capture_output=True, text=True, check=True).stdout
+
+    def percentile(level: int) -> float:
+        return float(re.search(rf"^\s+{level}% in ([\d.]+) secs", output, re.M).group(1)) * 1000
+
+    statuses = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", output))
+    return {
+        "requests": sum(map(int, statuses.values())),
+        "p50_ms": percentile(50),
+        "p99_ms": percentile(99),
+        "errors": sum(int(n) for code, n in statuses.items() if code != "200"),
+    }
+
+
+def baseline_champion(revision: str, root: Path) -> tuple[Path, str]:
+    """A git worktree of `revision` and a champion trained by its own code; returns the worktree."""
+    worktree = root / "baseline-source"
+    # the revision finds the genuine rows beside its own checkout, as this one does
+    (root / "shared").symlink_to(SHARED.parent)
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(worktree), revision],
+        check=True,
+        capture_output=True,
+    )
+    train = (
+        "import sys; from pathlib import Path; from benchmarks.service import champion_into; "
+        "from price_alchemy_assets.model.store import FolderModelStore; "
+        "print(champion_into(FolderModelStore(Path(sys.argv[1])))[1])"
+    )
+    described = (
+        subprocess.run(
+            [sys.executable, "-c", train, str(root / "baseline-store")],
+            cwd=worktree,
+            env={**os.environ, "PYTHONPATH": str(worktree)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    return worktree, described
+
+
+def measure(name: str, service, client, bodies: list[dict], root: Path, seconds: int, connections: int) -> dict:
+    script = root / "predict.lua"
+    lone = run_hey(f"{service.url}/predict", bodies[0], root / "lone.json", seconds)
+    health = run_wrk(f"{service.url}/health", seconds, connections)
+    predict = run_wrk(f"{service.url}/predict", seconds, connections, script)
+    batch = {"listings": bodies[:1000]}
+    client.post("/predict/batch", json=batch).raise_for_status()
+    batch_ms = []
+    for _ in range(20):
+        started = time.perf_counter()
+        client.post("/predict/batch", json=batch).raise_for_status()
+        batch_ms.append((time.perf_counter() - started) * 1000)
+    return {
+        "model": name,
+        "lone /predict p50 ms": lone["p50_ms"],
+        "lone /predict p99 ms": lone["p99_ms"],
+        "/health req/s": health["requests_per_s"],
+        "/predict req/s": predict["requests_per_s"],
+        "capacity share": predict["requests_per_s"] / health["requests_per_s"],
+        "batch 1,000 median ms": float(np.median(batch_ms)),
+        "batch 1,000 p90 ms": float(np.percentile(batch_ms, 90)),
+        "errors": lone["errors"] + health["errors"] + predict["errors"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--baseline", default=BASELINE, help="git revision whose code and model are the baseline")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk not found: apt-get install wrk (Debian's package)")
+    for tool in ("wrk", "hey"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found: apt-get install wrk hey (Debian's packages)")
     with tempfile.TemporaryDirectory(prefix="price-alchemy-service-bench-") as folder:
         root = Path(folder)
-        record, champion = champion_into(FolderModelStore(root / "store"))
-        bodies = request_bodies(2_000)
-        script = wrk_script(bodies, root / "predict.lua")
-        with running_service(root / "store", root, reload_seconds=2.0) as service, service.client() as client:
-            for body in bodies[:200]:
-                client.post("/predict", json=body).raise_for_status()
-            health = run_wrk(f"{service.url}/health", args.seconds, args.connections)
-            predict = run_wrk(f"{service.url}/predict", args.seconds, args.connections, script)
-            batch = {"listings": bodies[:1000]}
-            client.post("/predict/batch", json=batch).raise_for_status()
-            batch_ms = []
-            for _ in range(20):
-                started = time.perf_counter()
-                client.post("/predict/batch", json=batch).raise_for_status()
-                batch_ms.append((time.perf_counter() - started) * 1000)
-            rss, peak = rss_mb(service.process.pid)
-            logged = client.get("/health").json()["prediction_log"]
-    table = pd.DataFrame(
-        [
-            {"route": "GET /health (framework ceiling)", **health},
-            {"route": "POST /predict", **predict},
-        ]
-    )
+        try:
+            worktree, baseline_described = baseline_champion(args.baseline, root)
+            _, described = champion_into(FolderModelStore(root / "store"))
+            bodies = request_bodies(2_000)
+            wrk_script(bodies, root / "predict.lua")
+            (root / "new").mkdir()
+            (root / "old").mkdir()
+            with (
+                running_service(root / "store", root / "new", reload_seconds=2.0) as new,
+                running_service(
+                    root / "baseline-store", root / "old", reload_seconds=2.0, extra_env={"PYTHONPATH": str(worktree)}
+                ) as old,
+                new.client() as new_client,
+                old.client() as old_client,
+            ):
+                services = {f"baseline {args.baseline}": (old, old_client), "this checkout": (new, new_client)}
+                for _, client in services.values():
+                    for body in bodies[:200]:
+                        client.post("/predict", json=body).raise_for_status()
+                rows = []
+                for round_number in (1, 2):
+                    for name, (service, client) in services.items():
+                        row = measure(name, service, client, bodies, root, args.seconds, args.connections)
+                        rows.append({"round": round_number, **row})
+                        print(rows[-1], flush=True)
+                memory = {name: rss_mb(service.process.pid) for name, (service, _) in services.items()}
+        finally:
+            subprocess.run(
+                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(root / "baseline-source")],
+                capture_output=True,
+            )
+    table = pd.DataFrame(rows)
+    by_model = table.groupby("model", sort=False)[["lone /predict p50 ms", "batch 1,000 median ms"]].median()
     report = (
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with benchmarks/service.py on 2 cores: wrk on loopback, "
-        f"1 thread, {args.connections} connections, {args.seconds} s per route; champion trained on {champion}.\n\n"
-        + table.to_markdown(index=False, floatfmt=".1f")
-        + f"\n\n1,000-listing POST /predict/batch, 20 runs: median {np.median(batch_ms):.0f} ms, "
-        f"p90 {np.percentile(batch_ms, 90):.0f} ms, max {max(batch_ms):.0f} ms.\n\n"
-        f"Service RSS after the runs: {rss:.0f} MB (peak {peak:.0f} MB). Prediction log: "
-        f"{logged['written']:,} rows written, {logged['pending']} pending, {logged['dropped']} dropped.\n\n"
-        "Target: >= 500 requests/s, p99 <= 20 ms, 0 errors; 1,000-listing batch <= 150 ms.\n"
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `.venv/bin/python benchmarks/service.py "
+        f"--baseline {args.baseline} --output docs/benchmarks/service.md` on 2 cores, both services on "
+        f"loopback, measurements alternating between them. Baseline: {baseline_described}. "
+        f"This checkout: {described}. hey: 1 worker at 20 requests/s for {args.seconds} s; wrk: 1 thread, "
+        f"{args.connections} connections, {args.seconds} s per route.\n\n"
+        + table.to_markdown(index=False, floatfmt=".2f")
+        + "\n\nMedians of the two rounds:\n\n"
+        + by_model.to_markdown(floatfmt=".1f")
+        + "\n\nService RSS after the runs: "
+        + ", ".join(f"{name} {rss:.0f} MB (peak {peak:.0f} MB)" for name, (rss, peak) in memory.items())
+        + ".\n\nTargets: a lone /predict no slower than the baseline's; a 1,000-listing batch <= 150 ms.\n"
     )
     print(report)
     if args.output:

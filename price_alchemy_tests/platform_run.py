@@ -12,7 +12,15 @@ from price_alchemy_assets.listings.ingest import ingest_listings_file
 from price_alchemy_assets.listings.synthetic import write_synthetic_listings
 from price_alchemy_assets.resources import resources_under
 
-TINY = {"max_evals": 2, "timeout_seconds": 60, "max_boost_rounds": 80, "early_stopping_rounds": 10}
+TINY = {
+    "max_evals": 2,
+    "timeout_seconds": 60,
+    "max_boost_rounds": 80,
+    "early_stopping_rounds": 10,
+    "mlp_networks": 1,
+    "mlp_epochs": 2,
+    "blend_folds": 2,
+}
 RUN_CONFIG = {"ops": {"tuned_model": {"config": TINY}}}
 ALL = [*(asset for asset in defs.assets if isinstance(asset, dg.AssetsDefinition)), *defs.asset_checks]
 """What the main job materializes (drift_report is recorded by the sensor, not materialized)."""

@@ -17,14 +17,19 @@ from pathlib import Path
 import httpx
 
 from price_alchemy_assets.model.bundle import TrainingConfig, train_price_model
+from price_alchemy_assets.model.ensemble import BlendConfig
 from price_alchemy_assets.model.metrics import price_metrics
+from price_alchemy_assets.model.mlp import MLPConfig
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, assign_split
 from price_alchemy_assets.model.store import ChampionRecord, ModelStore, now_iso
 from price_alchemy_assets.model.tuning import TuningBudget
 
 from .test_model_pieces import market
 
-TINY = TrainingConfig(budget=TuningBudget(max_evals=2, timeout_seconds=60, max_boost_rounds=120))
+TINY = TrainingConfig(
+    budget=TuningBudget(max_evals=2, timeout_seconds=60, max_boost_rounds=120),
+    blend=BlendConfig(folds=2, mlp=MLPConfig(networks=1, epochs=3)),
+)
 ADMIN_TOKEN = "test-admin-token"
 
 

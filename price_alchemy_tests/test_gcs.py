@@ -46,7 +46,7 @@ def test_model_store_round_trip_and_local_cache(gcs_bucket, tmp_path):
     # a loaded bundle is kept: it loads again with the bucket gone
     for name in objects(gcs_bucket, "store/models/v1/"):
         storage.Client().bucket(gcs_bucket).blob(name).delete()
-    assert reader.load_bundle(record.model_path).ridge_weight == model.ridge_weight
+    pd.testing.assert_frame_equal(reader.load_bundle(record.model_path).predict(listings), model.predict(listings))
 
 
 def test_missing_and_half_uploaded_bundles_are_named(gcs_bucket, tmp_path):
@@ -78,7 +78,10 @@ def test_cache_keeps_the_newest_bundles(gcs_bucket, tmp_path):
         store.load(version)
     cached = sorted(p.parent.name for p in (tmp_path / "cache").rglob("model.json"))
     assert cached == ["v2", "v3", "v4"], cached
-    assert store.load_bundle(record.model_path).ridge_weight >= 0  # evicted bundles download again
+    listings = market(20, seed=3)
+    evicted = store.load_bundle(record.model_path)  # evicted bundles download again
+    pd.testing.assert_frame_equal(evicted.predict(listings), store.load("v4").predict(listings))
+    assert sorted(p.parent.name for p in (tmp_path / "cache").rglob("model.json")) == ["v0", "v3", "v4"]
 
 
 def test_platform_on_gcs(gcs_bucket, price_alchemy_home, tmp_path, monkeypatch):

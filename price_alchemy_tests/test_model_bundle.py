@@ -3,19 +3,26 @@ a range that covers what it promises, and a save/load round trip that predicts t
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import numpy as np
 import pytest
+from sklearn.linear_model import Ridge
 
 from price_alchemy_assets.model.baseline import RulesBaseline
 from price_alchemy_assets.model.bundle import PriceModel, TrainingConfig, conformal_half_width, train_price_model
+from price_alchemy_assets.model.ensemble import LEARNERS, LIGHTGBM, BlendConfig, fold_of_rows
 from price_alchemy_assets.model.metrics import price_metrics
+from price_alchemy_assets.model.mlp import MLPConfig
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, assign_split
 from price_alchemy_assets.model.tuning import TuningBudget
 
 from .test_model_pieces import market
 
 TINY = TrainingConfig(
-    budget=TuningBudget(max_evals=3, timeout_seconds=60, max_boost_rounds=150, early_stopping_rounds=20)
+    budget=TuningBudget(max_evals=3, timeout_seconds=60, max_boost_rounds=150, early_stopping_rounds=20),
+    blend=BlendConfig(folds=3, mlp=MLPConfig(networks=2)),
 )
 
 
@@ -47,10 +54,49 @@ def test_model_beats_rules_and_reports_its_trials(trained, splits):
     rules = price_metrics(test["price"], RulesBaseline().fit(train).predict(test))
     assert ours["rmsle"] < rules["rmsle"] - 0.03
     assert 0.65 <= ours["coverage"] <= 0.95
-    assert 0.0 <= model.ridge_weight <= 1.0 and model.info["validation_rmsle"] > 0
-    # the shipped booster is the best trial's, cut at its best iteration
-    assert model.info["validation_rmsle_lightgbm"] == pytest.approx(tuning.best.validation_rmsle)
-    assert model.booster.num_trees() == tuning.best.best_iteration
+    weights = model.blend.weights
+    assert set(weights) == set(LEARNERS) and all(w >= 0 for w in weights.values()) and sum(weights.values()) > 0.8
+    # the blend, chosen on held-out rows, is no worse there than any one learner
+    held_out = {name: model.info[f"validation_rmsle_{name}"] for name in LEARNERS}
+    assert model.info["validation_rmsle"] <= min(held_out.values()) + 1e-9
+    # every train + validation row was held out once (3 folds), and the final learners saw them all
+    assert model.info["held_out_rows"] == model.info["final_training_rows"] == len(train) + len(splits[1])
+    # the final booster is refitted with the best trial's parameters, its rounds scaled to the rows
+    booster = model.blend.learners[LIGHTGBM].booster
+    rows = len(train) + len(splits[1])
+    assert booster.num_trees() == max(1, round(tuning.best.best_iteration * rows / len(train)))
+    assert booster.params["num_leaves"] == tuning.best.params["num_leaves"]
+
+
+def test_large_data_regime_holds_out_the_validation_split_and_keeps_the_train_fit(splits):
+    """Above folds_max_rows the weights come from the validation split; above refit_max_rows the
+    learners fitted on the train split are the final ones (the tuned booster itself)."""
+    train, validation, _ = splits
+    large = replace(TINY, blend=replace(TINY.blend, folds_max_rows=100, refit_max_rows=100))
+    model, tuning = train_price_model(train, validation, large)
+    assert model.info["held_out_rows"] == len(validation) and model.info["final_training_rows"] == len(train)
+    assert model.info["refitted_on_validation"] is False
+    assert model.blend.learners[LIGHTGBM].booster.model_to_string() == tuning.booster.model_to_string()
+    x_train = model.featurizer.transform(train)
+    ridge = Ridge(alpha=model.info["ridge_alpha"]).fit(x_train, np.log1p(train["price"].to_numpy()))
+    np.testing.assert_allclose(model.blend.learners["ridge"].predict(x_train), ridge.predict(x_train), atol=1e-6)
+    # the validation split chose the weights: the blend is no worse there than any one learner
+    held_out = {name: model.info[f"validation_rmsle_{name}"] for name in LEARNERS}
+    assert model.info["validation_rmsle"] <= min(held_out.values()) + 1e-9
+
+
+def test_mlp_networks_and_epochs_shrink_to_the_budget():
+    config = MLPConfig(networks=3, epochs=5, max_rows_seen=1_500_000)
+    assert (config.within_budget(10_000).networks, config.within_budget(10_000).epochs) == (3, 5)
+    assert (config.within_budget(200_000).networks, config.within_budget(200_000).epochs) == (1, 5)
+    assert (config.within_budget(500_000).networks, config.within_budget(500_000).epochs) == (1, 3)
+    assert (config.within_budget(5_000_000).networks, config.within_budget(5_000_000).epochs) == (1, 1)
+
+
+def test_folds_are_balanced_and_repeatable():
+    fold = fold_of_rows(1_003, 5, seed=0)
+    assert sorted(np.bincount(fold).tolist()) == [200, 200, 201, 201, 201]
+    assert (fold == fold_of_rows(1_003, 5, seed=0)).all() and not (fold == fold_of_rows(1_003, 5, seed=1)).all()
 
 
 def test_same_seed_same_model(trained, splits):
@@ -64,10 +110,11 @@ def test_save_and_load_predict_the_same(trained, splits, tmp_path):
     test = splits[2]
     loaded = PriceModel.load(model.save(tmp_path / "bundle"))
     np.testing.assert_allclose(loaded.predict(test).to_numpy(), model.predict(test).to_numpy(), rtol=1e-6)
-    assert loaded.info["train_rows"] == len(splits[0])
+    assert loaded.info["train_rows"] == len(splits[0]) and loaded.blend.weights == model.blend.weights
     # the bundle carries what it learned from: the drift sensor's reference and the page's typical prices
     assert loaded.training_profile == model.training_profile and loaded.training_profile.rows == len(splits[0])
-    assert loaded.category_prices == model.category_prices and loaded.category_prices["*"]["listings"] == len(splits[0])
+    fitted = len(splits[0]) + len(splits[1])
+    assert loaded.category_prices == model.category_prices and loaded.category_prices["*"]["listings"] == fitted
 
 
 def test_conformal_half_width_covers():
@@ -103,3 +150,19 @@ def test_batch_scoring_sets_bad_rows_aside_and_finishes(trained, tmp_path):
     ):
         assert expected in rejects
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_the_search_deadline_also_ends_a_trial_that_is_still_boosting(splits):
+    """hyperopt checks its timeout only between trials; the deadline stops the boosting too, and
+    the best iteration reached is kept."""
+    from price_alchemy_assets.model.features import ListingFeaturizer
+    from price_alchemy_assets.model.tuning import fit_lightgbm, lightgbm_datasets, lightgbm_params
+
+    train, validation, _ = splits
+    featurizer = ListingFeaturizer().fit(train)
+    y, yv = np.log1p(train["price"].to_numpy()), np.log1p(validation["price"].to_numpy())
+    datasets = lightgbm_datasets(featurizer.transform(train), y, featurizer.transform(validation), yv, 0, 5)
+    budget = TuningBudget(max_boost_rounds=100_000, early_stopping_rounds=100_000)
+    sampled = {"num_leaves": 15, "learning_rate": 0.3, "min_data_in_leaf": 5, "feature_fraction": 0.5, "lambda_l2": 1}
+    booster = fit_lightgbm(lightgbm_params(sampled, budget), *datasets, budget, deadline=time.monotonic() + 1.0)
+    assert 0 < booster.best_iteration <= booster.current_iteration() < 100_000

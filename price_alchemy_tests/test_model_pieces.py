@@ -114,11 +114,49 @@ def test_tfidf_lookup_equals_the_fitted_vectorizer_bit_for_bit(genuine_train, ge
         train_rows, test_rows = pd.concat(train.chunks()), pd.concat(test.chunks())
     fitted = ListingFeaturizer(FeaturizerConfig(max_ngram=max_ngram)).fit(train_rows)
     odd = ["", "!!! ??", "Zzzunknown qqqword", "New NEW new new with tags", "Ünïcödé café – naïve 32GB"]
-    vectorizers = (fitted.name_vectorizer_, fitted.description_vectorizer_)
-    for vectorizer, texts in zip(vectorizers, features._text(test_rows), strict=True):
-        texts = texts + odd
+    name, description = features._text(test_rows)
+    blocks = [
+        (fitted.name_vectorizer_, name + odd),
+        (fitted.description_vectorizer_, description + odd),
+        (fitted.title_chars_vectorizer_, name + odd),
+        (fitted.crossed_vectorizer_, features.crossed_documents(test_rows)),
+        (fitted.text_vectorizer_, features._whole_text(test_rows, name, description)),
+    ]
+    for vectorizer, texts in blocks:
         assert _same_matrix(features.TfidfLookup(vectorizer).transform(texts), vectorizer.transform(texts))
     assert fitted.transform(test_rows.head(0)).shape == (0, fitted.transform(test_rows.head(1)).shape[1])
+
+
+def test_crossed_tokens_pair_each_title_word_with_its_brand_and_category():
+    listing = pd.DataFrame(
+        {"name": ["Air Max 90, size 10"], "brand_name": ["Nike"], "category_name": ["Men/Shoes/Athletic Shoes"]}
+    )
+    terms = features.crossed_terms(features.crossed_documents(listing)[0])
+    words = ["air", "max", "90", "size", "10"]
+    assert terms == [f"nike__{w}" for w in words] + [f"men/shoes/athletic_shoes__{w}" for w in words]
+    unbranded = listing.assign(brand_name=[None], category_name=[None])
+    assert features.crossed_terms(features.crossed_documents(unbranded)[0])[0] == "(none)__air"
+    # the separator that joins the fields, typed by a seller into any of them, splits nothing
+    typed = listing.assign(name=["Air\x1fMax"], brand_name=["Ni\x1fke"], category_name=["Men\x1f/Shoes"])
+    assert features.crossed_terms(features.crossed_documents(typed)[0]) == [
+        "nike__air",
+        "nike__max",
+        "men/shoes__air",
+        "men/shoes__max",
+    ]
+
+
+def test_a_featurizer_without_the_new_blocks_makes_its_own_columns():
+    """A featurizer pickled before the title-character and crossed blocks existed keeps its width."""
+    frame = market(1_500, seed=5)
+    full = ListingFeaturizer().fit(frame)
+    old = ListingFeaturizer(FeaturizerConfig(title_chars_max_features=0, crossed_max_features=0, text_max_features=0))
+    old.fit(frame)
+    for attribute in ("title_chars_vectorizer_", "crossed_vectorizer_", "text_vectorizer_", "extra_lookups_"):
+        delattr(old, attribute)
+    matrix = old.transform(frame.head(20))
+    assert matrix.shape[1] == len(old.feature_names()) < len(full.feature_names())
+    assert _same_matrix(matrix, full.transform(frame.head(20))[:, : matrix.shape[1]])
 
 
 def test_engineered_numbers_read_any_case():
@@ -135,3 +173,23 @@ def test_engineered_numbers_read_any_case():
     assert (np.exp2(table["storage_gb"] * 12) - 1).round().tolist() == [64, 0, 0, 0]
     assert table["new_with_tags"].tolist() == [1, 0, 1, 0]
     assert table["has_description"].tolist() == [1, 1, 0, 1] and table["has_brand"].tolist() == [1, 0, 0, 1]
+
+
+def test_text_vocabularies_come_from_a_sample_the_one_hot_from_every_listing():
+    frame = market(1_500, seed=6)
+    sampled = ListingFeaturizer(FeaturizerConfig(vocabulary_max_rows=400)).fit(frame)
+    sample = frame.iloc[np.linspace(0, len(frame) - 1, 400).astype(int)]
+    on_sample = ListingFeaturizer().fit(sample)
+    assert sampled.name_vectorizer_.vocabulary_ == on_sample.name_vectorizer_.vocabulary_
+    assert sampled.text_vectorizer_.vocabulary_ == on_sample.text_vectorizer_.vocabulary_
+    everyone = ListingFeaturizer().fit(frame)
+    assert [list(c) for c in sampled.encoder_.categories_] == [list(c) for c in everyone.encoder_.categories_]
+
+
+def test_large_data_featurizes_with_the_word_blocks_only():
+    frame = market(1_500, seed=6)
+    large = ListingFeaturizer(FeaturizerConfig(extra_blocks_max_rows=1_000)).fit(frame)
+    blocks = {name.split(":", 1)[0] for name in large.feature_names()}
+    assert blocks == {"name", "description", "onehot", "engineered"}
+    matrix = large.transform(frame.head(50))
+    assert matrix.shape == (50, len(large.feature_names())) and large.tree_columns == matrix.shape[1]

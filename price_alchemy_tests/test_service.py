@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 from price_alchemy_assets.model.store import ChampionRecord, FolderModelStore, now_iso
@@ -54,9 +56,13 @@ def promote(store: FolderModelStore, version: str, model_path: Path | None = Non
     store.promote(ChampionRecord(version, str(model_path or store.version_path(version)), now_iso()))
 
 
-def test_suggests_a_price_with_its_range_and_provenance(service):
+def test_suggests_a_price_with_its_range_and_provenance(service, store):
     with service.client() as client:
         suggestion = client.post("/predict", json=LISTING).json()
+        expected = store.load("v1").predict(pd.DataFrame([LISTING])).iloc[0]
+        assert [suggestion[k] for k in ("price", "price_low", "price_high")] == pytest.approx(
+            [round(expected[k], 2) for k in ("price", "price_low", "price_high")], abs=0.011
+        )
         assert suggestion["price_low"] <= suggestion["price"] <= suggestion["price_high"]
         assert suggestion["price"] == round(suggestion["price"], 2) and suggestion["currency"] == "USD"
         assert suggestion["model_version"] == "v1"
@@ -73,7 +79,7 @@ def test_suggests_a_price_with_its_range_and_provenance(service):
         explained = client.post("/predict/explain", json=LISTING).json()
         assert explained["suggestion"]["price"] == suggestion["price"]
         assert explained["typical_price"]["category"].startswith("Men") and explained["typical_price"]["listings"] > 0
-        assert explained["drivers"] and all(isinstance(d["effect_percent"], float) for d in explained["drivers"])
+        assert_explanation_adds_up(explained)
 
         assert client.get("/health").json()["status"] == "ok"
         assert client.get("/ready").json() == {"ready": True, "model_version": "v1"}
@@ -86,6 +92,34 @@ def test_suggests_a_price_with_its_range_and_provenance(service):
         assert "price_alchemy_suggested_price_usd_bucket" in metrics
         assert 'price_alchemy_requests_total{method="POST",route="/predict",status_code="200"}' in metrics
         assert 'price_alchemy_request_duration_seconds_bucket{le="0.05",method="POST",route="/predict"}' in metrics
+
+
+def assert_explanation_adds_up(explained: dict, listing: dict = LISTING) -> None:
+    """base x the drivers' and the rest's effects is the suggested price; each driver is the listing's."""
+    product = explained["base_price"] * (1 + explained["other_effect_percent"] / 100)
+    for driver in explained["drivers"]:
+        product *= 1 + driver["effect_percent"] / 100
+    assert product == pytest.approx(explained["suggestion"]["price"], rel=0.01)
+    assert explained["drivers"]
+    for driver in explained["drivers"]:
+        quoted = re.match(r'^"(.+)" in the (title|description)$', driver["feature"])
+        if quoted:
+            assert (
+                quoted.group(1)
+                in (listing["name"] if quoted.group(2) == "title" else listing["item_description"]).lower()
+            )
+        else:
+            assert driver["feature"] in {
+                f"brand {listing['brand_name']}",
+                f"category {listing['category_name']}",
+                f"condition {listing['item_condition_id']} (like new)",
+                "seller pays shipping",
+                "title length",
+                "description length",
+                "description word count",
+                "has a description",
+                "has a brand",
+            }, driver["feature"]
 
 
 def test_every_request_is_one_ecs_json_log_line(service):
@@ -260,7 +294,8 @@ def test_seller_page_in_headless_chromium(service):
         page = browser.new_page()
         page.goto(service.url + "/")
         page.fill("#name", LISTING["name"])
-        page.select_option("#item_condition_id", "2")
+        page.select_option("#item_condition_id", str(LISTING["item_condition_id"]))
+        page.select_option("#shipping", str(LISTING["shipping"]))
         page.fill("#category_name", LISTING["category_name"])
         page.fill("#brand_name", LISTING["brand_name"])
         page.fill("#item_description", LISTING["item_description"])
@@ -269,8 +304,17 @@ def test_seller_page_in_headless_chromium(service):
         assert page.text_content("#price").startswith("$")
         assert "Likely range: $" in page.text_content("#range")
         assert "Typical price in Men" in page.text_content("#typical")
-        assert page.locator("#drivers li").count() > 0
         page.screenshot(path=str(ARTIFACTS / "seller-page.png"), full_page=True)
+        with httpx.Client(base_url=service.url) as client:
+            explained = client.post("/predict/explain", json=LISTING).json()
+        # the page shows what the service explains, and it adds up to the price shown
+        assert page.text_content("#price") == f"${explained['suggestion']['price']:.2f}"
+        assert f"${explained['base_price']:.2f} for an empty listing" in page.text_content("#base")
+        shown = [page.locator("#drivers li").nth(i).text_content() for i in range(page.locator("#drivers li").count())]
+        rest = {"feature": "everything else together", "effect_percent": explained["other_effect_percent"]}
+        expected = [f"{d['feature']}: {d['effect_percent']:+.1f}%" for d in [*explained["drivers"], rest]]
+        assert shown == expected
+        assert_explanation_adds_up(explained)
 
         page.fill("#name", "   ")
         page.click("#suggest")

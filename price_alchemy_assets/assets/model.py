@@ -17,8 +17,10 @@ from price_alchemy_assets import __version__
 from price_alchemy_assets.model.baseline import RulesBaseline
 from price_alchemy_assets.model.bundle import TrainingConfig, train_price_model
 from price_alchemy_assets.model.dataset import SPLITS, TrainingData, build_training_data
+from price_alchemy_assets.model.ensemble import BlendConfig
 from price_alchemy_assets.model.evaluation import CANDIDATE, evaluate, plot_report, should_promote
 from price_alchemy_assets.model.features import FeaturizerConfig
+from price_alchemy_assets.model.mlp import MLPConfig
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, SplitFractions
 from price_alchemy_assets.model.store import ChampionRecord, now_iso
 from price_alchemy_assets.model.tuning import SearchSpace, TuningBudget
@@ -40,6 +42,16 @@ class FeaturesConfig(dg.Config):
     description_max_features: int = FeaturizerConfig.description_max_features
     min_df: int = FeaturizerConfig.min_df
     max_ngram: int = FeaturizerConfig.max_ngram
+    title_chars_max_features: int = FeaturizerConfig.title_chars_max_features
+    crossed_max_features: int = FeaturizerConfig.crossed_max_features
+    text_max_features: int = FeaturizerConfig.text_max_features
+    extra_blocks_max_rows: int = Field(
+        default=FeaturizerConfig.extra_blocks_max_rows,
+        description="above this many listings, word blocks only (no title characters, crossed tokens, whole text)",
+    )
+    vocabulary_max_rows: int = Field(
+        default=FeaturizerConfig.vocabulary_max_rows, description="text vocabularies fitted on a sample this big"
+    )
 
 
 class TuningConfig(dg.Config):
@@ -55,7 +67,15 @@ class TuningConfig(dg.Config):
     min_data_in_leaf: list[int] = list(SearchSpace.min_data_in_leaf)
     feature_fraction: list[float] = list(SearchSpace.feature_fraction)
     lambda_l2: list[float] = list(SearchSpace.lambda_l2)
-    ridge_alpha: float = 3.0
+    ridge_alphas: list[float] = Field(
+        default=list(BlendConfig.ridge_alphas), description="Ridge regularizations tried on held-out rows"
+    )
+    mlp_networks: int = Field(default=MLPConfig.networks, description="sparse MLPs averaged (0: none)")
+    mlp_epochs: int = MLPConfig.epochs
+    blend_folds: int = Field(default=BlendConfig.folds, description="folds for held-out predictions on small data")
+    blend_folds_max_rows: int = Field(
+        default=BlendConfig.folds_max_rows, description="above this many listings, the validation split alone"
+    )
     interval_coverage: float = 0.8
 
     def training(self) -> TrainingConfig:
@@ -70,7 +90,13 @@ class TuningConfig(dg.Config):
                 tuple(self.feature_fraction),
                 tuple(self.lambda_l2),
             ),
-            ridge_alpha=self.ridge_alpha,
+            blend=BlendConfig(
+                ridge_alphas=tuple(self.ridge_alphas),
+                mlp=MLPConfig(networks=self.mlp_networks, epochs=self.mlp_epochs, seed=self.seed),
+                folds=self.blend_folds,
+                folds_max_rows=self.blend_folds_max_rows,
+                seed=self.seed,
+            ),
             interval_coverage=self.interval_coverage,
         )
 
@@ -100,7 +126,17 @@ def tfidf_features(config: FeaturesConfig, validated_listings: pd.DataFrame) -> 
     data = build_training_data(
         validated_listings,
         SplitFractions(config.validation_fraction, config.test_fraction),
-        FeaturizerConfig(config.name_max_features, config.description_max_features, config.min_df, config.max_ngram),
+        FeaturizerConfig(
+            name_max_features=config.name_max_features,
+            description_max_features=config.description_max_features,
+            min_df=config.min_df,
+            max_ngram=config.max_ngram,
+            title_chars_max_features=config.title_chars_max_features,
+            crossed_max_features=config.crossed_max_features,
+            text_max_features=config.text_max_features,
+            extra_blocks_max_rows=config.extra_blocks_max_rows,
+            vocabulary_max_rows=config.vocabulary_max_rows,
+        ),
     )
     description = data.featurizer.describe()
     metadata = {f"rows/{split}": data.matrices[split].shape[0] for split in SPLITS}
@@ -131,7 +167,8 @@ def tuned_model(
     mlflow_tracking: MlflowTrackingResource,
     model_store: ModelStoreResource,
 ) -> dg.Output[CandidateModel]:
-    """Ridge + LightGBM tuned with hyperopt; every trial a nested MLflow run; the bundle registered."""
+    """Ridge, sparse MLPs and LightGBM tuned with hyperopt, blended on held-out rows and refitted on
+    train + validation; every trial a nested MLflow run; the bundle registered."""
     data, tracker, store = tfidf_features, mlflow_tracking.tracker(), model_store.store()
     training = config.training()
     with tracker.run("tuned_model", tags={"dagster_run_id": context.run_id, "data_version": data.data_version}) as run:
@@ -141,7 +178,8 @@ def tuned_model(
             {
                 "max_evals": training.budget.max_evals,
                 "timeout_seconds": training.budget.timeout_seconds,
-                "ridge_alpha": training.ridge_alpha,
+                "ridge_alphas": list(training.blend.ridge_alphas),
+                "mlp_networks": training.blend.mlp.networks,
                 "seed": training.budget.seed,
                 "features": data.matrices[TRAIN].shape[1],
             }
@@ -155,6 +193,7 @@ def tuned_model(
             train_features=data.matrices[TRAIN],
             validation_features=data.matrices[VALIDATION],
             profile=data.profile,
+            on_stage=lambda stage: context.log.info("tuned_model: %s", stage),
         )
         model.info |= {
             "ingested_through": data.listings["ingested_at"].max().isoformat(),
@@ -165,7 +204,8 @@ def tuned_model(
         }
         mlflow.log_metrics(
             {k: v for k, v in model.info.items() if k.startswith("validation_rmsle")}
-            | {"ridge_weight": model.ridge_weight, "interval_half_width": model.interval_half_width}
+            | {f"weight_{name}": weight for name, weight in model.blend.weights.items()}
+            | {"interval_half_width": model.interval_half_width}
         )
         path = store.save(model, context.run_id)
         registered = tracker.log_model(store.bundle_dir(path))
@@ -182,9 +222,13 @@ def tuned_model(
         candidate,
         metadata={
             "validation_rmsle": candidate.validation_rmsle,
-            "validation_rmsle_ridge": model.info["validation_rmsle_ridge"],
-            "validation_rmsle_lightgbm": model.info["validation_rmsle_lightgbm"],
-            "ridge_weight": model.ridge_weight,
+            **{
+                key: value
+                for key, value in model.info.items()
+                if key.startswith("validation_rmsle_") or key in ("held_out_rows", "ridge_alpha")
+            },
+            "blend_weights": dg.MetadataValue.json(model.blend.weights),
+            "seconds": dg.MetadataValue.json(model.info["seconds"]),
             "trials": len(tuning.trials),
             "lightgbm_best_iteration": tuning.best.best_iteration,
             "lightgbm_params": dg.MetadataValue.json({k: v for k, v in tuning.best.params.items()}),

@@ -1,15 +1,16 @@
 """The price model bundle: one object that predicts a price and its range from raw listing fields.
 
-Inside: the fitted featurizer, a Ridge regression and a tuned LightGBM booster on the same
-sparse features, blended in log-price space with a weight chosen on the validation split, and
-a split-conformal half-width (also from the validation split) that turns the point estimate
-into a range with the promised coverage. Batch scoring and the service load it the same way:
-`ModelStore.load_bundle` (model/store.py), which ends in `PriceModel.load(directory)`.
+Inside: the fitted featurizer and a blend of learners on its sparse features (Ridge, sparse
+MLPs, tuned LightGBM; ensemble.py), weighted in log-price space by weights chosen on held-out
+rows, and a split-conformal half-width (from the same held-out rows) that turns the point
+estimate into a range with the promised coverage. Batch scoring and the service load it the
+same way: `ModelStore.load_bundle` (model/store.py), which ends in `PriceModel.load(directory)`.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,22 +20,23 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import sklearn
-from sklearn.linear_model import Ridge
 
+from price_alchemy_assets.model.ensemble import LIGHTGBM, RIDGE, Blend, BlendConfig, RidgeLearner, fit_blend
 from price_alchemy_assets.model.features import FeaturizerConfig, ListingFeaturizer
+from price_alchemy_assets.model.trees import BoostedTrees, leading_columns
 from price_alchemy_assets.model.tuning import SearchSpace, TuningBudget, TuningResult, tune_lightgbm
 from price_alchemy_assets.monitoring.profile import ListingsProfile
 
-FORMAT_VERSION = 1
-BLEND_GRID = np.linspace(0.0, 1.0, 21)
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
+"""Format 1 (Ridge + LightGBM, one weight) still loads: a champion trained before the blend
+keeps serving, and a new candidate is still judged against it."""
 
 
 @dataclass
 class PriceModel:
     featurizer: ListingFeaturizer
-    ridge: Ridge
-    booster: lgb.Booster
-    ridge_weight: float
+    blend: Blend
     interval_half_width: float
     interval_coverage: float
     info: dict = field(default_factory=dict)
@@ -43,33 +45,42 @@ class PriceModel:
     training_profile: ListingsProfile | None = None
     """What the model learned from, for drift monitoring (profile.json in the bundle)."""
 
-    def predict_log(self, frame: pd.DataFrame) -> np.ndarray:
+    def features(self, frame: pd.DataFrame) -> sp.csr_matrix:
         # the fitted pieces' inputs are ours and already valid; sklearn's per-call checks are a
         # fixed cost that dominates the small batches a service sends
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            features = self.featurizer.transform(frame)
-            return blend(self.ridge.predict(features), self.booster.predict(features), self.ridge_weight)
+            return self.featurizer.transform(frame)
+
+    def predict_log(self, frame: pd.DataFrame) -> np.ndarray:
+        features = self.features(frame)
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            return self.blend.predict(features)
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """price, price_low, price_high in dollars, one row per listing, index kept."""
-        log_price = self.predict_log(frame)
+        return self.prices(self.predict_log(frame), frame.index)
+
+    def prices(self, log_price: np.ndarray, index=None) -> pd.DataFrame:
+        """Log1p prices as the dollars and range a seller sees."""
         return pd.DataFrame(
             {
                 "price": np.expm1(log_price).clip(0, None),
                 "price_low": np.expm1(log_price - self.interval_half_width).clip(0, None),
                 "price_high": np.expm1(log_price + self.interval_half_width),
             },
-            index=frame.index,
+            index=index,
         )
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        joblib.dump({"featurizer": self.featurizer, "ridge": self.ridge}, directory / "sklearn.joblib")
-        (directory / "lightgbm.txt").write_text(self.booster.model_to_string())
+        trees = self.blend.learners[LIGHTGBM]
+        others = {name: learner for name, learner in self.blend.learners.items() if name != LIGHTGBM}
+        joblib.dump({"featurizer": self.featurizer, "learners": others}, directory / "sklearn.joblib")
+        (directory / "lightgbm.txt").write_text(trees.booster.model_to_string())
         meta = {
             "format_version": FORMAT_VERSION,
-            "ridge_weight": self.ridge_weight,
+            "weights": self.blend.weights,
             "interval_half_width": self.interval_half_width,
             "interval_coverage": self.interval_coverage,
             "info": self.info,
@@ -84,15 +95,20 @@ class PriceModel:
     def load(cls, directory: str | Path) -> PriceModel:
         directory = Path(directory)
         meta = json.loads((directory / "model.json").read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{directory}: model format {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
+        if meta.get("format_version") not in READABLE_FORMATS:
+            raise ValueError(
+                f"{directory}: model format {meta.get('format_version')!r}, expected one of {READABLE_FORMATS}"
+            )
         parts = joblib.load(directory / "sklearn.joblib")
-        booster = lgb.Booster(model_str=(directory / "lightgbm.txt").read_text())
+        trees = BoostedTrees(lgb.Booster(model_str=(directory / "lightgbm.txt").read_text()))
+        if meta["format_version"] == 1:
+            learners = {RIDGE: RidgeLearner.of(parts["ridge"]), LIGHTGBM: trees}
+            weights = {RIDGE: meta["ridge_weight"], LIGHTGBM: 1 - meta["ridge_weight"]}
+        else:
+            learners, weights = parts["learners"] | {LIGHTGBM: trees}, meta["weights"]
         return cls(
             parts["featurizer"],
-            parts["ridge"],
-            booster,
-            meta["ridge_weight"],
+            Blend(learners, weights),
             meta["interval_half_width"],
             meta["interval_coverage"],
             meta.get("info", {}),
@@ -114,16 +130,12 @@ def _read_profile(directory: Path) -> ListingsProfile | None:
     return ListingsProfile.from_json(json.loads(path.read_text())) if path.exists() else None
 
 
-def blend(ridge_log: np.ndarray, booster_log: np.ndarray, ridge_weight: float) -> np.ndarray:
-    return ridge_weight * ridge_log + (1 - ridge_weight) * booster_log
-
-
 @dataclass(frozen=True)
 class TrainingConfig:
     featurizer: FeaturizerConfig = FeaturizerConfig()
     budget: TuningBudget = TuningBudget()
     space: SearchSpace = SearchSpace()
-    ridge_alpha: float = 3.0
+    blend: BlendConfig = BlendConfig()
     interval_coverage: float = 0.8
 
 
@@ -161,40 +173,67 @@ def train_price_model(
     train_features: sp.csr_matrix | None = None,
     validation_features: sp.csr_matrix | None = None,
     profile: ListingsProfile | None = None,
+    on_stage=None,
 ) -> tuple[PriceModel, TuningResult]:
-    """Fit on `train`, tune, blend and calibrate on `validation`; both need a positive `price`.
+    """Fit on `train`, tune LightGBM and choose the blend on held-out rows, calibrate the range
+    on the same held-out predictions, then refit the learners on train + validation; both frames
+    need a positive `price`.
 
-    A featurizer already fitted on `train` (and its matrices) may be passed in to avoid refitting,
-    and the train split's profile, where `train` holds only some columns.
+    A featurizer already fitted (and its matrices) may be passed in to avoid refitting, and the
+    train split's profile, where `train` holds only some columns (the pipeline measures its
+    out-of-vocabulary rate on its test split; here, without one, it is the validation rows',
+    which the featurizer has read). `on_stage` hears each stage's name as it starts.
     """
+    say = on_stage or (lambda stage: None)
     if featurizer is None:
-        featurizer = ListingFeaturizer(config.featurizer).fit(train)
+        featurizer = ListingFeaturizer(config.featurizer).fit(pd.concat([train, validation]))
     if profile is None:
         profile = ListingsProfile.from_listings(train).with_oov_rate(featurizer, validation)
     x_train = featurizer.transform(train) if train_features is None else train_features
     x_valid = featurizer.transform(validation) if validation_features is None else validation_features
     y_train, y_valid = np.log1p(train["price"].to_numpy()), np.log1p(validation["price"].to_numpy())
 
-    ridge = Ridge(alpha=config.ridge_alpha, random_state=config.budget.seed).fit(x_train, y_train)
-    tuning = tune_lightgbm(x_train, y_train, x_valid, y_valid, config.budget, config.space, on_trial)
-    booster = tuning.booster
-
-    ridge_valid, booster_valid = ridge.predict(x_valid), booster.predict(x_valid)
-    errors = [float(np.sqrt(np.mean((blend(ridge_valid, booster_valid, w) - y_valid) ** 2))) for w in BLEND_GRID]
-    weight = float(BLEND_GRID[int(np.argmin(errors))])
-    half_width = conformal_half_width(blend(ridge_valid, booster_valid, weight) - y_valid, config.interval_coverage)
+    say(f"LightGBM search (at most {config.budget.max_evals} trials, {config.budget.timeout_seconds:.0f} s)")
+    started = time.perf_counter()
+    columns = featurizer.tree_columns
+    tuning = tune_lightgbm(
+        leading_columns(x_train, columns),
+        y_train,
+        leading_columns(x_valid, columns),
+        y_valid,
+        config.budget,
+        config.space,
+        on_trial,
+    )
+    search_seconds = time.perf_counter() - started
+    fitted = fit_blend(
+        x_train, y_train, x_valid, y_valid, tuning.best.params, tuning.booster, columns, config.blend, say
+    )
+    half_width = conformal_half_width(fitted.held_out_residuals, config.interval_coverage)
     info = {
         "train_rows": len(train),
         "validation_rows": len(validation),
-        "validation_rmsle": min(errors),
-        "validation_rmsle_ridge": errors[-1],
-        "validation_rmsle_lightgbm": errors[0],
+        "final_training_rows": len(train) + len(validation) if fitted.refitted else len(train),
+        "held_out_rows": len(fitted.held_out_residuals),
+        "validation_rmsle": fitted.held_out_rmsle["blend"],
+        **{f"validation_rmsle_{name}": value for name, value in fitted.held_out_rmsle.items() if name != "blend"},
+        "blend_weights": fitted.blend.weights,
+        "ridge_alpha": fitted.ridge_alpha,
         "lightgbm_params": tuning.best.params,
         "lightgbm_best_iteration": tuning.best.best_iteration,
+        "lightgbm_final_rounds": fitted.lightgbm_rounds,
+        "refitted_on_validation": fitted.refitted,
         "trials": len(tuning.trials),
+        "seconds": {"lightgbm_search": round(search_seconds, 1), **fitted.seconds},
         "featurizer": featurizer.describe(),
     }
     model = PriceModel(
-        featurizer, ridge, booster, weight, half_width, config.interval_coverage, info, category_prices(train), profile
+        featurizer,
+        fitted.blend,
+        half_width,
+        config.interval_coverage,
+        info,
+        category_prices(pd.concat([train, validation])),
+        profile,
     )
     return model, tuning

@@ -1,5 +1,6 @@
-"""Training data: labelled listings with their split, the featurizer fitted on the train split,
-and one sparse matrix per split. Stored as parquet + scipy .npz + joblib, never as pickled frames."""
+"""Training data: labelled listings with their split, the featurizer fitted on the train and
+validation splits, and one sparse matrix per split. Stored as parquet + scipy .npz + joblib,
+never as pickled frames."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ class TrainingData:
     matrices: dict[str, sp.csr_matrix]
     data_version: str
     profile: ListingsProfile
-    """The train split's distributions, for drift monitoring (made here, where all columns are at hand)."""
+    """The train split's distributions, for drift monitoring (made here, where all columns are at hand);
+    its out-of-vocabulary rate is the test split's, the one split the featurizer has not read."""
 
     def rows(self, split: str) -> pd.DataFrame:
         return self.listings[self.listings["split"] == split]
@@ -74,14 +76,15 @@ def data_version(listings: pd.DataFrame) -> str:
 def build_training_data(
     validated: pd.DataFrame, fractions: SplitFractions = SplitFractions(), config: FeaturizerConfig = FeaturizerConfig()
 ) -> TrainingData:
-    """Labelled listings only; the featurizer sees the train split and nothing else."""
+    """Labelled listings only. The featurizer reads the text of the train and validation splits (the
+    final learners are fitted on both; at a few thousand listings the validation split's words are
+    a tenth more vocabulary), never the test split, which stays unseen for the champion gate."""
     labelled = validated[validated["price"].notna() & (validated["price"] > 0)].reset_index(drop=True)
     labelled = labelled.assign(split=assign_split(labelled["listing_id"], fractions))
     if (labelled["split"] == TRAIN).sum() < 50:
         raise ValueError(f"only {(labelled['split'] == TRAIN).sum()} labelled training listings; need at least 50")
     train = labelled[labelled["split"] == TRAIN]
-    featurizer = ListingFeaturizer(config).fit(train)
+    featurizer = ListingFeaturizer(config).fit(labelled[labelled["split"] != TEST])
     matrices = {split: featurizer.transform(labelled[labelled["split"] == split]) for split in SPLITS}
-    validation = labelled[labelled["split"] == VALIDATION]
-    profile = ListingsProfile.from_listings(train).with_oov_rate(featurizer, validation)
+    profile = ListingsProfile.from_listings(train).with_oov_rate(featurizer, labelled[labelled["split"] == TEST])
     return TrainingData(labelled, featurizer, matrices, data_version(labelled), profile)

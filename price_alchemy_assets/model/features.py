@@ -1,8 +1,12 @@
 """The listing featurizer: raw listing fields in, one sparse matrix out (scikit-learn style).
 
-Word TF-IDF on the name and on the description, one-hot brand, category (whole path and each
-level), condition and shipping, and a few engineered numbers (text lengths, "new with tags",
-bundle size, storage size). Fitted on the train split only.
+Word TF-IDF on the title (name + brand), on the description, and on the whole text (title,
+category and description: a word counts wherever the seller wrote it); character 2-4-gram TF-IDF
+of the title (spelling
+variants, sizes, model numbers: "iphone6s", "xs"); crossed tokens that say which brand or
+category a title word appears with ("nike__air" is not "air" in a kitchen); one-hot brand,
+category (whole path and each level), condition and shipping; a few engineered numbers (text
+lengths, "new with tags", bundle size, storage size). Fitted on the train split only.
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ NO_DESCRIPTION = "No description yet"
 _BUNDLE = re.compile(r"\b(?:bundle|lot) of (\d{1,2})\b")
 _STORAGE = re.compile(r"\b(\d{2,4}) ?gb\b")
 _NEW_WITH_TAGS = re.compile(r"\b(?:nwt|new with tags|bnwt|brand new|nib|new in box|sealed)\b")
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+"""scikit-learn's default token pattern: the words a crossed token is made of."""
+_CROSSED_SEPARATOR = "\x1f"
+EXTRA_BLOCKS = ("title_chars", "crossed", "text")
+"""Text blocks after the engineered numbers, in column order."""
 _CATEGORICAL = ["brand_name", "category_name", "category_1", "category_2", "item_condition_id", "shipping"]
 ENGINEERED = [
     "name_chars",
@@ -44,6 +53,21 @@ class FeaturizerConfig:
     min_df: int = 2
     max_ngram: int = 2
     min_category_count: int = 2
+    text_max_features: int = 50_000
+    """Words of the title, category and description together; 0 leaves the block out."""
+    title_chars_max_features: int = 60_000
+    """Character 2-4-grams of name + brand; 0 leaves the block out."""
+    crossed_max_features: int = 60_000
+    """brand__word and category__word tokens of the name; 0 leaves the block out."""
+    extra_blocks_max_rows: int = 300_000
+    """Above this many listings the title-character, crossed and whole-text blocks are left out:
+    they are what a few thousand listings need to share evidence between words, and at 1.5 M
+    listings they tripled the nonzeros per row (48 -> 160), which took the job past 8 GiB and
+    20 minutes on 2 cores."""
+    vocabulary_max_rows: int = 300_000
+    """The text blocks' vocabularies and IDF weights are fitted on at most this many listings (an
+    evenly spaced sample): counting n-grams of a million listings five times over costs minutes,
+    and the most frequent tens of thousands of terms of a few hundred thousand are the same ones."""
 
 
 def _missing(value) -> bool:
@@ -59,6 +83,33 @@ def _text(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     names, brands = _strings(frame["name"], ""), _strings(frame["brand_name"], "")
     descriptions = ["" if d == NO_DESCRIPTION else d for d in _strings(frame["item_description"], "")]
     return [f"{n} {b}" for n, b in zip(names, brands, strict=True)], descriptions
+
+
+def _whole_text(frame: pd.DataFrame, name: list[str], description: list[str]) -> list[str]:
+    """Title, category and description in one text, per listing (`name`, `description` from _text)."""
+    categories = _strings(frame["category_name"], "")
+    return [f"{n} {c} {d}" for n, c, d in zip(name, categories, description, strict=True)]
+
+
+def _crossing_key(value: str) -> str:
+    """A brand or category as one token; the separator is taken out (a seller can type it)."""
+    return value.lower().replace(" ", "_").replace(_CROSSED_SEPARATOR, "") or "(none)"
+
+
+def crossed_documents(frame: pd.DataFrame) -> list[str]:
+    """Brand, category and name per listing, joined for `crossed_terms`."""
+    brands, categories = _strings(frame["brand_name"], ""), _strings(frame["category_name"], "")
+    return [
+        f"{_crossing_key(b)}{_CROSSED_SEPARATOR}{_crossing_key(c)}{_CROSSED_SEPARATOR}{n}"
+        for b, c, n in zip(brands, categories, _strings(frame["name"], ""), strict=True)
+    ]
+
+
+def crossed_terms(document: str) -> list[str]:
+    """The analyzer of the crossed block: every word of the name with its brand and its category."""
+    brand, category, name = document.split(_CROSSED_SEPARATOR, 2)
+    words = _WORD.findall(name.lower())
+    return [f"{brand}__{w}" for w in words] + [f"{category}__{w}" for w in words]
 
 
 def _categorical(frame: pd.DataFrame) -> dict[str, list[str]]:
@@ -154,27 +205,36 @@ def _word_ngrams(tokens: list[str], n: int) -> list[str]:
 class TfidfLookup:
     """The fitted TfidfVectorizer's transform with the counting in one loop per listing: the
     TF-IDF blocks were most of a 1,000-listing batch's time, and sklearn's analyzer chain and
-    counting take ~25 % longer. The weighting is the vectorizer's own TfidfTransformer, so the
-    values are the vectorizer's, bit for bit (tested)."""
+    counting take ~25 % longer. Word n-grams are counted here; other analyzers (characters, the
+    crossed tokens) through the vectorizer's own analyzer. The weighting is the vectorizer's own
+    TfidfTransformer, so the values are the vectorizer's, bit for bit (tested)."""
 
     def __init__(self, vectorizer: TfidfVectorizer):
-        if vectorizer.analyzer != "word" or vectorizer.stop_words is not None or vectorizer.ngram_range[0] != 1:
-            raise ValueError("TfidfLookup counts word n-grams from 1 without stop words")
         self.vectorizer = vectorizer
-        self.max_n = vectorizer.ngram_range[1]
+        words = vectorizer.analyzer == "word" and vectorizer.stop_words is None and vectorizer.ngram_range[0] == 1
+        self.max_n = vectorizer.ngram_range[1] if words else 0
+
+    def _terms(self):
+        """text -> its terms, n-grams included."""
+        if not self.max_n:
+            return self.vectorizer.build_analyzer()
+        prepare, tokenize, max_n = self.vectorizer.build_preprocessor(), self.vectorizer.build_tokenizer(), self.max_n
+
+        def terms(text: str) -> list[str]:
+            tokens = tokenize(prepare(text))
+            return tokens + [gram for n in range(2, max_n + 1) for gram in _word_ngrams(tokens, n)]
+
+        return terms
 
     def transform(self, texts: list[str]) -> sp.csr_matrix:
-        vocabulary, max_n = self.vectorizer.vocabulary_, self.max_n
+        vocabulary = self.vectorizer.vocabulary_
         if not texts:  # sklearn's transformer refuses zero rows
             return sp.csr_matrix((0, len(vocabulary)), dtype=self.vectorizer.dtype)
-        prepare, tokenize = self.vectorizer.build_preprocessor(), self.vectorizer.build_tokenizer()
+        terms = self._terms()
         indptr, indices, counts = array("q", [0]), array("i"), array("i")  # compact at a million listings
         column_of = vocabulary.get
         for text in texts:
-            tokens = tokenize(prepare(text))
-            counter = Counter(map(column_of, tokens))
-            for n in range(2, max_n + 1):
-                counter.update(map(column_of, _word_ngrams(tokens, n)))
+            counter = Counter(map(column_of, terms(text)))
             counter.pop(None, None)  # words outside the vocabulary
             indices.extend(counter)
             counts.extend(counter.values())
@@ -188,7 +248,11 @@ class TfidfLookup:
 
 
 class ListingFeaturizer:
-    """fit(train listings) then transform(any listings) -> CSR float32 matrix."""
+    """fit(train listings) then transform(any listings) -> CSR float32 matrix.
+
+    Columns: name, description, one-hot, engineered, then title characters, crossed tokens and the
+    whole text (appended last, so a featurizer pickled before they existed still makes its own
+    columns)."""
 
     def __init__(self, config: FeaturizerConfig = FeaturizerConfig()):
         self.config = config
@@ -196,13 +260,32 @@ class ListingFeaturizer:
     def fit(self, frame: pd.DataFrame) -> ListingFeaturizer:
         started = time.perf_counter()
         config = self.config
+        categorical = _categorical(frame)
+        extra = len(frame) <= config.extra_blocks_max_rows
+        if len(frame) > config.vocabulary_max_rows:
+            frame = frame.iloc[np.linspace(0, len(frame) - 1, config.vocabulary_max_rows).astype(int)]
         name, description = _text(frame)
         self.name_vectorizer_ = self._tfidf(config.name_max_features).fit(name)
         self.description_vectorizer_ = self._tfidf(config.description_max_features).fit(description)
-        categorical = _categorical(frame)
         self.encoder_ = OneHotEncoder(
             handle_unknown="infrequent_if_exist", min_frequency=config.min_category_count, dtype=np.float32
         ).fit(pd.DataFrame(categorical))
+        self.title_chars_vectorizer_ = self.crossed_vectorizer_ = self.text_vectorizer_ = None
+        if config.title_chars_max_features and extra:
+            self.title_chars_vectorizer_ = TfidfVectorizer(
+                analyzer="char_wb",
+                ngram_range=(2, 4),
+                min_df=config.min_df,
+                max_features=config.title_chars_max_features,
+                dtype=np.float32,
+            ).fit(name)
+        if config.crossed_max_features and extra:
+            # min_df 1: a pair seen once still soaks up its listing's residual instead of the shared words
+            self.crossed_vectorizer_ = TfidfVectorizer(
+                analyzer=crossed_terms, max_features=config.crossed_max_features, dtype=np.float32
+            ).fit(crossed_documents(frame))
+        if config.text_max_features and extra:
+            self.text_vectorizer_ = self._tfidf(config.text_max_features).fit(_whole_text(frame, name, description))
         self._lookups()
         self.fit_seconds_ = time.perf_counter() - started
         return self
@@ -220,21 +303,49 @@ class ListingFeaturizer:
         self.onehot_ = OneHotLookup(self.encoder_, _CATEGORICAL)
         self.name_lookup_ = TfidfLookup(self.name_vectorizer_)
         self.description_lookup_ = TfidfLookup(self.description_vectorizer_)
+        self.extra_lookups_ = {
+            block: TfidfLookup(vectorizer) for block, vectorizer in self._extra_vectorizers().items()
+        }
+
+    def _extra_vectorizers(self) -> dict[str, TfidfVectorizer]:
+        """The blocks after the engineered numbers, in column order (absent: left out by the config,
+        or pickled before they existed)."""
+        found = {block: getattr(self, f"{block}_vectorizer_", None) for block in EXTRA_BLOCKS}
+        return {block: vectorizer for block, vectorizer in found.items() if vectorizer is not None}
 
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
         name, description = _text(frame)
-        if not hasattr(self, "description_lookup_"):  # bundles saved before the lookups existed
+        if not hasattr(self, "extra_lookups_"):  # pickled before these lookups existed
             self._lookups()
+        inputs = {
+            "title_chars": lambda: name,
+            "crossed": lambda: crossed_documents(frame),
+            "text": lambda: _whole_text(frame, name, description),
+        }
         blocks = [
             self.name_lookup_.transform(name),
             self.description_lookup_.transform(description),
             self.onehot_.transform(_categorical(frame)),
             sp.csr_matrix(_engineered(frame, name, description)),
         ]
+        blocks += [lookup.transform(inputs[block]()) for block, lookup in self.extra_lookups_.items()]
         return sp.hstack(blocks, format="csr", dtype=np.float32)
 
     def fit_transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
         return self.fit(frame).transform(frame)
+
+    @property
+    def tree_columns(self) -> int:
+        """How many leading columns the trees learn from: name, description, one-hot, engineered.
+        The later blocks serve the linear and neural learners; a tree's split search costs time in
+        proportion to the columns it scans (200 trees on the 7,000 genuine rows: 47 s on all 105k
+        columns, 10.5 s on these 30k)."""
+        return (
+            len(self.name_vectorizer_.vocabulary_)
+            + len(self.description_vectorizer_.vocabulary_)
+            + self.onehot_.width
+            + len(ENGINEERED)
+        )
 
     def oov_rate(self, frame: pd.DataFrame) -> float:
         """Share of the words in names and descriptions that the fitted vocabularies lack: new
@@ -257,7 +368,7 @@ class ListingFeaturizer:
             "description": len(self.description_vectorizer_.vocabulary_),
             "categorical": int(sum(len(c) for c in self.encoder_.categories_)),
             "engineered": len(ENGINEERED),
-        }
+        } | {block: len(vectorizer.vocabulary_) for block, vectorizer in self._extra_vectorizers().items()}
 
     def feature_names(self) -> list[str]:
         return (
@@ -265,6 +376,11 @@ class ListingFeaturizer:
             + [f"description:{t}" for t in self.description_vectorizer_.get_feature_names_out()]
             + [f"onehot:{t}" for t in self.encoder_.get_feature_names_out()]
             + [f"engineered:{t}" for t in ENGINEERED]
+            + [
+                f"{block}:{t}"
+                for block, vectorizer in self._extra_vectorizers().items()
+                for t in vectorizer.get_feature_names_out()
+            ]
         )
 
     def describe(self) -> dict:

@@ -180,15 +180,16 @@ async def predict_explain(data: Listing, service: PriceService) -> ExplainedSugg
     records = listing_records([data])
     suggestions, _ = await service.suggest(records, "predict_explain")
     served = service.served()
-    frame = pd.DataFrame(records)
-    drivers = await service.batcher.run_in_inference_thread(served.explainer.drivers, frame)
+    explanation = await service.batcher.run_in_inference_thread(served.explainer.explain, pd.DataFrame(records))
     typical = served.explainer.typical_price(data.category_name)
     return ExplainedSuggestion(
         suggestions[0],
         TypicalPriceOut(typical.category, typical.listings, typical.p25, typical.median, typical.p75)
         if typical
         else None,
-        [PriceDriverOut(d.feature, round(d.effect * 100, 1)) for d in drivers],
+        round(explanation.base_price, 2),
+        [PriceDriverOut(d.feature, round(d.effect * 100, 1)) for d in explanation.drivers],
+        round(explanation.other_effect * 100, 1),
     )
 
 

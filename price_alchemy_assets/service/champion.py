@@ -31,7 +31,8 @@ class ServedModel:
     explainer: PriceExplainer = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "explainer", PriceExplainer(self.model))
+        # the explainer's tables are built here, on the loading thread, not on a seller's request
+        object.__setattr__(self, "explainer", PriceExplainer(self.model).prepare())
 
     @property
     def version(self) -> str:

@@ -46,7 +46,9 @@ class PriceSuggestions(msgspec.Struct):
 
 class PriceDriverOut(msgspec.Struct):
     feature: str
+    """Something this listing has: a word of its title or description, its brand, category, condition..."""
     effect_percent: float
+    """How much it moved the price: +12.5 multiplies the price by 1.125."""
 
 
 class TypicalPriceOut(msgspec.Struct):
@@ -58,9 +60,15 @@ class TypicalPriceOut(msgspec.Struct):
 
 
 class ExplainedSuggestion(msgspec.Struct):
+    """base_price x (1 + each driver's effect) x (1 + other_effect_percent / 100) = the suggested price."""
+
     suggestion: PriceSuggestion
     typical_price: TypicalPriceOut | None
+    base_price: float
+    """The model's price for an empty listing (no words, brand, category, condition or shipping)."""
     drivers: list[PriceDriverOut]
+    other_effect_percent: float
+    """All of this listing's other features together."""
 
 
 class ModelInfo(msgspec.Struct):
