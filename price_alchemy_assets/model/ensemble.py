@@ -151,7 +151,8 @@ def fit_blend(
     seconds: dict[str, float] = {}
     rows = len(y_train) + len(y_valid)
     small = rows <= config.folds_max_rows and config.folds > 1
-    refit = rows <= config.refit_max_rows
+    # fold fits never saw every training row, so the small regime always refits
+    refit = small or rows <= config.refit_max_rows
     x_all = sp.vstack([x_train, x_valid], format="csr") if small or refit else None
     y_all = np.concatenate([y_train, y_valid])
     if small:
