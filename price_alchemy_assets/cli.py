@@ -129,27 +129,71 @@ def status() -> None:
         click.echo(f"  {key}: {value}")
 
 
+_RUN_CONFIG = click.option(
+    "--config",
+    "run_config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="run config file (YAML or JSON, as `dagster job execute -c`), e.g. "
+    "'ops: {tuned_model: {config: {max_evals: 4, mlp_networks: 1}}}'",
+)
+
+
+def _read_run_config(path: Path | None) -> dict:
+    """A run config file as a mapping; anything else is one line naming the file."""
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        where = getattr(error, "problem_mark", None)
+        line = f":{where.line + 1}" if where else ""
+        raise _Failure(f"{path}{line}: not a YAML or JSON run config ({getattr(error, 'problem', error)})") from error
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise _Failure(f"{path}: a run config is a mapping, e.g. 'ops: {{tuned_model: {{config: {{max_evals: 4}}}}}}'")
+    return loaded
+
+
+def _merged(base: dict, override: dict) -> dict:
+    """`override` laid over `base`, mapping by mapping."""
+    merged = dict(base)
+    for key, value in override.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merged(merged[key], value) if both else value
+    return merged
+
+
 @main.command()
 @click.option("--select", default=None, help="asset selection, e.g. 'raw_listings validated_listings'")
-def materialize(select) -> None:
+@_RUN_CONFIG
+def materialize(select, run_config) -> None:
     """Run the main job in this process, recorded in $DAGSTER_HOME so the Dagster UI shows it."""
-    if not _run_main_job(select):
+    if not _run_main_job(select, _read_run_config(run_config)):
         raise _Failure("the run failed; see the messages above or the run in the Dagster UI")
 
 
-def _run_main_job(select: str | None = None, ops: dict | None = None) -> bool:
+def _run_main_job(select: str | None = None, run_config: dict | None = None) -> bool:
     import dagster as dg
 
     from price_alchemy_assets.definitions import MAIN_JOB, defs
 
     job = defs.resolve_job_def(MAIN_JOB)
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}} | ({"ops": ops} if ops else {}),
-            asset_selection=[dg.AssetKey(key) for key in select.split()] if select else None,
-        )
+        try:
+            result = job.execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                run_config=_merged(quiet, run_config or {}),
+                asset_selection=[dg.AssetKey(key) for key in select.split()] if select else None,
+            )
+        except dg.DagsterInvalidConfigError as error:
+            problems = "; ".join(" ".join(problem.message.split()) for problem in error.errors)
+            raise _Failure(f"run config: {problems}") from error
         _print_run(result)
     return result.success
 
@@ -180,10 +224,14 @@ def _print_run(result) -> None:
 @main.command()
 @click.option("--max-evals", type=click.IntRange(min=1), default=None, help="hyperopt trials (default: asset default)")
 @click.option("--timeout", type=click.FloatRange(min=1), default=None, help="tuning wall-clock budget, seconds")
-def train(max_evals, timeout) -> None:
-    """Materialize everything from raw_listings to the champion, then print the eval report."""
+@_RUN_CONFIG
+def train(max_evals, timeout, run_config) -> None:
+    """Materialize everything from raw_listings to the champion, then print the eval report.
+
+    --max-evals and --timeout win over the same settings in --config."""
     tuning = {key: value for key, value in (("max_evals", max_evals), ("timeout_seconds", timeout)) if value}
-    if not _run_main_job(ops={"tuned_model": {"config": tuning}} if tuning else None):
+    config = _merged(_read_run_config(run_config), {"ops": {"tuned_model": {"config": tuning}}} if tuning else {})
+    if not _run_main_job(run_config=config):
         raise _Failure("the run failed; see the messages above or the run in the Dagster UI")
     click.echo(_where_to_look())
 
@@ -196,8 +244,11 @@ def predict(input_path, output, chunk_rows) -> None:
     """Score a Kaggle-format train.tsv / test.tsv with the champion: id, price, price_low, price_high.
 
     Rows that cannot be scored go to OUTPUT's .rejected.csv with the line and the reason."""
+    from price_alchemy_assets.model.bundle import limit_blas_threads
     from price_alchemy_assets.model.scoring import score_file
     from price_alchemy_assets.resources import model_store_from_env
+
+    limit_blas_threads()
 
     store = model_store_from_env()
     champion = store.load_champion()
@@ -236,12 +287,14 @@ def _where_to_look() -> str:
 @main.command()
 @click.option("--rows", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-def demo(rows, seed) -> None:
+@_RUN_CONFIG
+def demo(rows, seed, run_config) -> None:
     """Synthesize a marketplace, ingest it and train to a champion: the README's first command."""
+    config = _read_run_config(run_config)
     path = settings.data_dir() / "synthetic" / f"demo-seed{seed}-{rows}.tsv"
     click.get_current_context().invoke(synth, rows=rows, seed=seed, output=path, days=30.0, strength=1.0)
     click.get_current_context().invoke(ingest, paths=(path,), chunk_rows=DEFAULT_CHUNK_ROWS)
-    ok = _run_main_job()
+    ok = _run_main_job(run_config=config)
     click.echo(_where_to_look())
     if not ok:
         raise _Failure("the main job failed")

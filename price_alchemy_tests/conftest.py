@@ -64,6 +64,18 @@ def price_alchemy_home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
+def tiny_run_config(tmp_path) -> Path:
+    """A run config file with the tests' tiny tuning budget, for `price-alchemy ... --config`."""
+    import json
+
+    from price_alchemy_tests.platform_run import RUN_CONFIG
+
+    path = tmp_path / "tiny-run-config.json"
+    path.write_text(json.dumps(RUN_CONFIG))
+    return path
+
+
+@pytest.fixture
 def platform(tmp_path):
     """A warehouse with 3,000 synthetic listings and the model resources, all under tmp_path."""
     from price_alchemy_tests.platform_run import platform_under

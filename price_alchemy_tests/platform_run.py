@@ -14,7 +14,7 @@ from price_alchemy_assets.resources import resources_under
 
 TINY = {
     "max_evals": 2,
-    "timeout_seconds": 60,
+    "timeout_seconds": 600,
     "max_boost_rounds": 80,
     "early_stopping_rounds": 10,
     "mlp_networks": 1,

@@ -22,7 +22,7 @@ def stored_rows(home) -> int:
     return DuckDBWarehouse(home / "data" / "warehouse.duckdb").count_listings()
 
 
-def test_synth_ingest_status_materialize(price_alchemy_home, tmp_path):
+def test_synth_ingest_status_materialize(price_alchemy_home, tmp_path, tiny_run_config):
     listings = tmp_path / "market.tsv.gz"
     synth = run_cli("synth", "--rows", "3000", "--seed", "2", "--output", str(listings))
     assert synth.returncode == 0, synth.stderr
@@ -37,7 +37,7 @@ def test_synth_ingest_status_materialize(price_alchemy_home, tmp_path):
     status = run_cli("status")
     assert "listings: 3000" in status.stdout
 
-    run = run_cli("materialize")
+    run = run_cli("materialize", "--config", str(tiny_run_config))
     assert run.returncode == 0, run.stdout + run.stderr
     assert "succeeded" in run.stdout
     assert "materialized validated_listings" in run.stdout
@@ -46,13 +46,33 @@ def test_synth_ingest_status_materialize(price_alchemy_home, tmp_path):
         assert instance.get_latest_materialization_event(dg.AssetKey("validated_listings")) is not None
 
 
-def test_demo_runs_the_main_job(price_alchemy_home):
-    result = run_cli("demo", "--rows", "2000")
+def test_demo_runs_the_main_job(price_alchemy_home, tiny_run_config):
+    result = run_cli("demo", "--rows", "2000", "--config", str(tiny_run_config))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "materialized raw_listings" in result.stdout and "2,000 rows" in result.stdout
     assert "http://127.0.0.1:3000" in result.stdout and "mlflow ui --backend-store-uri" in result.stdout
     assert "materialized champion" in result.stdout
     assert stored_rows(price_alchemy_home) == 2000
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("ops: [unclosed", ":1: not a YAML or JSON run config"),
+        ("- just a list", "a run config is a mapping"),
+        ('{"ops": {"tuned_model": {"config": {"max_evals": "many"}}}}', "run config: "),
+        ('{"ops": {"tuned_model": {"config": {"no_such_knob": 1}}}}', "no_such_knob"),
+    ],
+)
+def test_a_bad_run_config_is_one_line_and_runs_nothing(price_alchemy_home, tmp_path, content, expected):
+    config = tmp_path / "run.yaml"
+    config.write_text(content)
+    result = run_cli("train", "--config", str(config))
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("price-alchemy: error: ") and expected in lines[0]
+    with dg.DagsterInstance.get() as instance:
+        assert not instance.get_runs()
 
 
 def _zip_without_tsv(path):

@@ -8,20 +8,21 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.linear_model import Ridge
 
 from price_alchemy_assets.model.baseline import RulesBaseline
 from price_alchemy_assets.model.bundle import PriceModel, TrainingConfig, conformal_half_width, train_price_model
-from price_alchemy_assets.model.ensemble import LEARNERS, LIGHTGBM, BlendConfig, fold_of_rows
+from price_alchemy_assets.model.ensemble import LEARNERS, LIGHTGBM, BlendConfig, fold_of_rows, scale_columns
 from price_alchemy_assets.model.metrics import price_metrics
-from price_alchemy_assets.model.mlp import MLPConfig
+from price_alchemy_assets.model.mlp import MLPConfig, SparseMLPRegressor
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, assign_split
 from price_alchemy_assets.model.tuning import TuningBudget
 
 from .test_model_pieces import market
 
 TINY = TrainingConfig(
-    budget=TuningBudget(max_evals=3, timeout_seconds=60, max_boost_rounds=150, early_stopping_rounds=20),
+    budget=TuningBudget(max_evals=3, timeout_seconds=900, max_boost_rounds=150, early_stopping_rounds=20),
     blend=BlendConfig(folds=3, mlp=MLPConfig(networks=2)),
 )
 
@@ -66,6 +67,16 @@ def test_model_beats_rules_and_reports_its_trials(trained, splits):
     rows = len(train) + len(splits[1])
     assert booster.num_trees() == max(1, round(tuning.best.best_iteration * rows / len(train)))
     assert booster.params["num_leaves"] == tuning.best.params["num_leaves"]
+    # depth is searched within its bounds: no tree deeper than the best trial's cap
+    assert 6 <= booster.params["max_depth"] == tuning.best.params["max_depth"] <= 16
+    trees = booster.dump_model()["tree_info"]
+    assert all(_depth(tree["tree_structure"]) <= booster.params["max_depth"] for tree in trees)
+
+
+def _depth(node: dict) -> int:
+    if "leaf_value" in node:
+        return 0
+    return 1 + max(_depth(node["left_child"]), _depth(node["right_child"]))
 
 
 def test_large_data_regime_holds_out_the_validation_split_and_keeps_the_train_fit(splits):
@@ -77,12 +88,48 @@ def test_large_data_regime_holds_out_the_validation_split_and_keeps_the_train_fi
     assert model.info["held_out_rows"] == len(validation) and model.info["final_training_rows"] == len(train)
     assert model.info["refitted_on_validation"] is False
     assert model.blend.learners[LIGHTGBM].booster.model_to_string() == tuning.booster.model_to_string()
+    # Ridge with a penalty per block: sklearn's Ridge on the columns scaled by the block weights
     x_train = model.featurizer.transform(train)
-    ridge = Ridge(alpha=model.info["ridge_alpha"]).fit(x_train, np.log1p(train["price"].to_numpy()))
-    np.testing.assert_allclose(model.blend.learners["ridge"].predict(x_train), ridge.predict(x_train), atol=1e-6)
+    weights = model.featurizer.column_weights(large.blend.ridge_block_weights)
+    assert sorted(set(weights)) == sorted({1.0, *large.blend.ridge_block_weights.values()})
+    scaled = (x_train @ sp.diags(weights.astype(np.float32))).astype(np.float32).tocsr()
+    scaled.sort_indices()  # the solver sums in index order: unsorted rows move its answer by 1e-3
+    ridge = Ridge(alpha=model.info["ridge_alpha"]).fit(scaled, np.log1p(train["price"].to_numpy()))
+    np.testing.assert_allclose(model.blend.learners["ridge"].predict(x_train), ridge.predict(scaled), atol=1e-5)
     # the validation split chose the weights: the blend is no worse there than any one learner
     held_out = {name: model.info[f"validation_rmsle_{name}"] for name in LEARNERS}
     assert model.info["validation_rmsle"] <= min(held_out.values()) + 1e-9
+
+
+def test_mlp_predicts_the_mean_of_its_networks_in_any_batch_and_after_pickling():
+    """The first layers stacked into one product (and split over threads for large batches) change
+    nothing: each row's price is the mean of its networks' own forward passes, alone or in a batch,
+    and the wider rows of the full featurizer are cut to the columns it learned from."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    x = sp.random(2_000, 300, density=0.05, format="csr", dtype=np.float32, random_state=1)
+    y = x @ rng.standard_normal(300) + rng.normal(0, 0.1, 2_000)
+    mlp = SparseMLPRegressor(MLPConfig(networks=3, epochs=2)).fit(x[:, :250], y)
+    manual = np.mean([network.forward(x[:, :250])[-1][:, 0] for network in mlp.networks_], axis=0)
+    expected = manual.astype(np.float64) * mlp.y_scale_ + mlp.y_mean_
+    batch = mlp.predict(x)  # 2,000 rows: the threaded path
+    np.testing.assert_allclose(batch, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose([mlp.predict(x[[i]])[0] for i in range(0, 2_000, 250)], expected[::250], rtol=1e-5)
+    again = pickle.loads(pickle.dumps(mlp))
+    assert "_first_layers" in mlp.__dict__ and "_first_layers" not in again.__dict__
+    np.testing.assert_allclose(again.predict(x), batch, rtol=1e-6)
+
+
+def test_scaled_columns_are_the_product_with_the_weights_in_any_chunk_size():
+    x = sp.random(300, 40, density=0.2, format="csr", dtype=np.float32, random_state=2)
+    weights = np.random.default_rng(3).uniform(0.2, 3, 40)
+    expected = (x @ sp.diags(weights.astype(np.float32))).toarray()
+    for chunk in (7, 1_000, 10_000_000):
+        scaled = scale_columns(x, weights, chunk=chunk)
+        np.testing.assert_allclose(scaled.toarray(), expected, rtol=1e-6)
+        assert np.shares_memory(scaled.indices, x.indices) and not np.shares_memory(scaled.data, x.data)
+    assert scale_columns(x, np.ones(40)) is x and scale_columns(x, None) is x
 
 
 def test_mlp_networks_and_epochs_shrink_to_the_budget():
@@ -163,6 +210,7 @@ def test_the_search_deadline_also_ends_a_trial_that_is_still_boosting(splits):
     y, yv = np.log1p(train["price"].to_numpy()), np.log1p(validation["price"].to_numpy())
     datasets = lightgbm_datasets(featurizer.transform(train), y, featurizer.transform(validation), yv, 0, 5)
     budget = TuningBudget(max_boost_rounds=100_000, early_stopping_rounds=100_000)
-    sampled = {"num_leaves": 15, "learning_rate": 0.3, "min_data_in_leaf": 5, "feature_fraction": 0.5, "lambda_l2": 1}
+    sampled = {"num_leaves": 15, "max_depth": 8, "learning_rate": 0.3, "min_data_in_leaf": 5}
+    sampled |= {"feature_fraction": 0.5, "lambda_l2": 1}
     booster = fit_lightgbm(lightgbm_params(sampled, budget), *datasets, budget, deadline=time.monotonic() + 1.0)
     assert 0 < booster.best_iteration <= booster.current_iteration() < 100_000

@@ -108,23 +108,73 @@ def _same_matrix(left, right) -> bool:
     return all(np.array_equal(getattr(left, part), getattr(right, part)) for part in ("indptr", "indices", "data"))
 
 
+def _sklearn_features(fitted: ListingFeaturizer, frame: pd.DataFrame):
+    """What the fitted pieces' own sklearn transforms make, block by block, stacked."""
+    import scipy.sparse as sp
+
+    title, description = features._text(frame)
+    everything = [f"{t} {d}".lower() for t, d in zip(title, description, strict=True)]
+    inputs = {
+        "title_chars": title,
+        "crossed": features.crossed_documents(frame),
+        "text": features._whole_text(frame, title, description),
+    }
+    blocks = [
+        fitted.name_vectorizer_.transform(title),
+        fitted.description_vectorizer_.transform(description),
+        fitted.encoder_.transform(pd.DataFrame(features._categorical(frame))),
+        sp.csr_matrix(features._engineered(frame, description, everything)),
+        *(vectorizer.transform(inputs[block]) for block, vectorizer in fitted._extra_vectorizers().items()),
+        fitted.pairs_encoder_.transform(pd.DataFrame(features._pairs(features._categorical(frame)))),
+    ]
+    return sp.hstack(blocks, format="csr", dtype=np.float32)
+
+
+ODD_LISTINGS = pd.DataFrame(
+    {
+        "name": ["", "!!! ??", "Zzzunknown qqqword", "New NEW new with tags", "Ünïcödé café – naïve 32GB", "a  b\tc"],
+        "brand_name": [None, "Nike", "", "Ni\x1fke", "Apple Inc", None],
+        "category_name": [None, "Women/Tops/T-shirts", "Single", "A/B", "", None],
+        "item_description": [features.NO_DESCRIPTION, None, "", "bundle of 3 nwt", "128 gb sealed", "  "],
+        "item_condition_id": [1, 2, 3, 4, 5, 1],
+        "shipping": [0, 1, 0, 1, 0, 1],
+    }
+)
+
+
 @pytest.mark.parametrize("max_ngram", [1, 2, 3])
-def test_tfidf_lookup_equals_the_fitted_vectorizer_bit_for_bit(genuine_train, genuine_test, max_ngram):
+def test_batch_encoder_makes_what_the_fitted_sklearn_pieces_make(genuine_train, genuine_test, max_ngram):
+    """The featurizer's own counting and weighting: the same columns as sklearn's transforms, values
+    to float32 rounding, for genuine listings and odd ones (blank, unknown words, accents, the
+    crossed block's separator typed by a seller, runs of whitespace)."""
     with ListingsFile(genuine_train) as train, ListingsFile(genuine_test) as test:
         train_rows, test_rows = pd.concat(train.chunks()), pd.concat(test.chunks())
     fitted = ListingFeaturizer(FeaturizerConfig(max_ngram=max_ngram)).fit(train_rows)
-    odd = ["", "!!! ??", "Zzzunknown qqqword", "New NEW new new with tags", "Ünïcödé café – naïve 32GB"]
-    name, description = features._text(test_rows)
-    blocks = [
-        (fitted.name_vectorizer_, name + odd),
-        (fitted.description_vectorizer_, description + odd),
-        (fitted.title_chars_vectorizer_, name + odd),
-        (fitted.crossed_vectorizer_, features.crossed_documents(test_rows)),
-        (fitted.text_vectorizer_, features._whole_text(test_rows, name, description)),
-    ]
-    for vectorizer, texts in blocks:
-        assert _same_matrix(features.TfidfLookup(vectorizer).transform(texts), vectorizer.transform(texts))
-    assert fitted.transform(test_rows.head(0)).shape == (0, fitted.transform(test_rows.head(1)).shape[1])
+    listings = pd.concat([test_rows, ODD_LISTINGS], ignore_index=True)
+    ours, theirs = fitted.transform(listings), _sklearn_features(fitted, listings)
+    assert np.array_equal(ours.indptr, theirs.indptr) and np.array_equal(ours.indices, theirs.indices)
+    assert np.allclose(ours.data, theirs.data, rtol=1e-6, atol=1e-7)
+    assert fitted.transform(test_rows.head(0)).shape == (0, ours.shape[1])
+    # in chunks as in one piece
+    fitted._batch_encoder().CHUNK_ROWS = 150
+    assert _same_matrix(fitted.transform(listings), ours)
+
+
+def test_a_pickled_featurizer_carries_no_lookup_tables(tmp_path):
+    """Lookups are rebuilt from the vectorizers: bundles stay small, and a bundle saved with the
+    lookups of an earlier version (attributes that no longer exist) loads and featurizes the same."""
+    import pickle
+
+    frame = market(1_500, seed=7)
+    fitted = ListingFeaturizer().fit(frame)
+    before = fitted.transform(frame.head(50))
+    assert {"_encoder", "_onehot"} <= set(fitted.__dict__)
+    state = pickle.loads(pickle.dumps(fitted)).__dict__
+    assert not {"_encoder", "_onehot"} & set(state)
+    fitted.__dict__["name_lookup_"] = "an earlier version's lookup"
+    again = pickle.loads(pickle.dumps(fitted))
+    assert "name_lookup_" not in again.__dict__
+    assert _same_matrix(again.transform(frame.head(50)), before)
 
 
 def test_crossed_tokens_pair_each_title_word_with_its_brand_and_category():
@@ -147,12 +197,15 @@ def test_crossed_tokens_pair_each_title_word_with_its_brand_and_category():
 
 
 def test_a_featurizer_without_the_new_blocks_makes_its_own_columns():
-    """A featurizer pickled before the title-character and crossed blocks existed keeps its width."""
+    """A featurizer pickled before the title-character, crossed, whole-text and pairs blocks existed keeps
+    its width."""
     frame = market(1_500, seed=5)
     full = ListingFeaturizer().fit(frame)
-    old = ListingFeaturizer(FeaturizerConfig(title_chars_max_features=0, crossed_max_features=0, text_max_features=0))
+    old = ListingFeaturizer(
+        FeaturizerConfig(title_chars_max_features=0, crossed_max_features=0, text_max_features=0, category_pairs=False)
+    )
     old.fit(frame)
-    for attribute in ("title_chars_vectorizer_", "crossed_vectorizer_", "text_vectorizer_", "extra_lookups_"):
+    for attribute in ("title_chars_vectorizer_", "crossed_vectorizer_", "text_vectorizer_", "pairs_encoder_"):
         delattr(old, attribute)
     matrix = old.transform(frame.head(20))
     assert matrix.shape[1] == len(old.feature_names()) < len(full.feature_names())
@@ -167,8 +220,9 @@ def test_engineered_numbers_read_any_case():
             "item_description": ["Sealed, 128 gb", "BUNDLE OF 12 shirts", features.NO_DESCRIPTION, "lotion of 5"],
         }
     )
-    name, description = features._text(listings)
-    table = pd.DataFrame(features._engineered(listings, name, description), columns=features.ENGINEERED)
+    title, description = features._text(listings)
+    everything = [f"{t} {d}".lower() for t, d in zip(title, description, strict=True)]
+    table = pd.DataFrame(features._engineered(listings, description, everything), columns=features.ENGINEERED)
     assert np.exp(table["bundle_size"]).round().tolist() == [1, 3, 1, 1]
     assert (np.exp2(table["storage_gb"] * 12) - 1).round().tolist() == [64, 0, 0, 0]
     assert table["new_with_tags"].tolist() == [1, 0, 1, 0]

@@ -84,9 +84,11 @@ def test_train_evaluate_promote_then_keep(platform):
     pd.testing.assert_frame_equal(pyfunc.predict(listings), store.load_champion()[1].predict(listings))
 
 
-def test_cli_train_then_predict_genuine_rows(price_alchemy_home, genuine_train, genuine_test, tmp_path):
+def test_cli_train_then_predict_genuine_rows(
+    price_alchemy_home, genuine_train, genuine_test, tmp_path, tiny_run_config
+):
     assert run_cli("ingest", str(genuine_train)).returncode == 0
-    trained = run_cli("train", "--max-evals", "2")
+    trained = run_cli("train", "--max-evals", "2", "--config", str(tiny_run_config))
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
     assert "materialized champion" in trained.stdout and "RMSLE by top-level category" in trained.stdout
     assert "mlflow ui --backend-store-uri" in trained.stdout

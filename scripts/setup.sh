@@ -13,14 +13,16 @@ fi
 if [ ! -x .venv/bin/uv ]; then
   .venv/bin/python -m pip install --quiet "uv==0.13.8"
 fi
-.venv/bin/uv pip install --quiet --python .venv/bin/python -r requirements.lock
-.venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (these machines), every process would
+# otherwise compile the packages it imports again (importing the definitions: 15.5 s -> 6.1 s)
+.venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python -r requirements.lock
+.venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python --no-deps -e .
 
 if [ "${1:-}" = "--test" ]; then
   if [ ! -x .venv-bqemulator/bin/python ]; then
     "$PYTHON" -m venv .venv-bqemulator
   fi
-  .venv/bin/uv pip install --quiet --python .venv-bqemulator/bin/python \
+  .venv/bin/uv pip install --quiet --compile-bytecode --python .venv-bqemulator/bin/python \
     -r price_alchemy_tests/bqemulator/requirements.lock
   # Debian's Chromium for the seller-page test (playwright drives it; no browser download)
   if [ ! -x /usr/bin/chromium ]; then

@@ -17,7 +17,7 @@ from price_alchemy_assets import __version__
 from price_alchemy_assets.model.baseline import RulesBaseline
 from price_alchemy_assets.model.bundle import TrainingConfig, train_price_model
 from price_alchemy_assets.model.dataset import SPLITS, TrainingData, build_training_data
-from price_alchemy_assets.model.ensemble import BlendConfig
+from price_alchemy_assets.model.ensemble import RIDGE_BLOCK_WEIGHTS, BlendConfig
 from price_alchemy_assets.model.evaluation import CANDIDATE, evaluate, plot_report, should_promote
 from price_alchemy_assets.model.features import FeaturizerConfig
 from price_alchemy_assets.model.mlp import MLPConfig
@@ -45,6 +45,9 @@ class FeaturesConfig(dg.Config):
     title_chars_max_features: int = FeaturizerConfig.title_chars_max_features
     crossed_max_features: int = FeaturizerConfig.crossed_max_features
     text_max_features: int = FeaturizerConfig.text_max_features
+    category_pairs: bool = Field(
+        default=FeaturizerConfig.category_pairs, description="one-hot category x condition, brand x category..."
+    )
     extra_blocks_max_rows: int = Field(
         default=FeaturizerConfig.extra_blocks_max_rows,
         description="above this many listings, word blocks only (no title characters, crossed tokens, whole text)",
@@ -63,12 +66,17 @@ class TuningConfig(dg.Config):
     early_stopping_rounds: int = TuningBudget.early_stopping_rounds
     seed: int = 0
     num_leaves: list[int] = list(SearchSpace.num_leaves)
+    max_depth: list[int] = list(SearchSpace.max_depth)
     learning_rate: list[float] = list(SearchSpace.learning_rate)
     min_data_in_leaf: list[int] = list(SearchSpace.min_data_in_leaf)
     feature_fraction: list[float] = list(SearchSpace.feature_fraction)
     lambda_l2: list[float] = list(SearchSpace.lambda_l2)
     ridge_alphas: list[float] = Field(
         default=list(BlendConfig.ridge_alphas), description="Ridge regularizations tried on held-out rows"
+    )
+    ridge_block_weights: dict[str, float] = Field(
+        default=dict(RIDGE_BLOCK_WEIGHTS),
+        description="Ridge's column scale per feature block (a block scaled by w is penalized as by alpha / w^2)",
     )
     mlp_networks: int = Field(default=MLPConfig.networks, description="sparse MLPs averaged (0: none)")
     mlp_epochs: int = MLPConfig.epochs
@@ -84,14 +92,16 @@ class TuningConfig(dg.Config):
                 self.max_evals, self.timeout_seconds, self.max_boost_rounds, self.early_stopping_rounds, self.seed
             ),
             space=SearchSpace(
-                tuple(self.num_leaves),
-                tuple(self.learning_rate),
-                tuple(self.min_data_in_leaf),
-                tuple(self.feature_fraction),
-                tuple(self.lambda_l2),
+                num_leaves=tuple(self.num_leaves),
+                max_depth=tuple(self.max_depth),
+                learning_rate=tuple(self.learning_rate),
+                min_data_in_leaf=tuple(self.min_data_in_leaf),
+                feature_fraction=tuple(self.feature_fraction),
+                lambda_l2=tuple(self.lambda_l2),
             ),
             blend=BlendConfig(
                 ridge_alphas=tuple(self.ridge_alphas),
+                ridge_block_weights=dict(self.ridge_block_weights),
                 mlp=MLPConfig(networks=self.mlp_networks, epochs=self.mlp_epochs, seed=self.seed),
                 folds=self.blend_folds,
                 folds_max_rows=self.blend_folds_max_rows,
@@ -134,6 +144,7 @@ def tfidf_features(config: FeaturesConfig, validated_listings: pd.DataFrame) -> 
             title_chars_max_features=config.title_chars_max_features,
             crossed_max_features=config.crossed_max_features,
             text_max_features=config.text_max_features,
+            category_pairs=config.category_pairs,
             extra_blocks_max_rows=config.extra_blocks_max_rows,
             vocabulary_max_rows=config.vocabulary_max_rows,
         ),

@@ -20,10 +20,19 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import sklearn
+from threadpoolctl import threadpool_limits
 
-from price_alchemy_assets.model.ensemble import LIGHTGBM, RIDGE, Blend, BlendConfig, RidgeLearner, fit_blend
-from price_alchemy_assets.model.features import FeaturizerConfig, ListingFeaturizer
-from price_alchemy_assets.model.trees import BoostedTrees, leading_columns
+from price_alchemy_assets.model.ensemble import (
+    LIGHTGBM,
+    RIDGE,
+    Blend,
+    BlendConfig,
+    ColumnLayout,
+    RidgeLearner,
+    fit_blend,
+)
+from price_alchemy_assets.model.features import FeaturizerConfig, ListingFeaturizer, leading_columns
+from price_alchemy_assets.model.trees import BoostedTrees
 from price_alchemy_assets.model.tuning import SearchSpace, TuningBudget, TuningResult, tune_lightgbm
 from price_alchemy_assets.monitoring.profile import ListingsProfile
 
@@ -117,6 +126,14 @@ class PriceModel:
         )
 
 
+def limit_blas_threads() -> None:
+    """One BLAS thread for this process, for scoring: a prediction's dense products (the networks'
+    upper layers) are small, and OpenBLAS's threads spin for a while after each one, taking the two
+    cores from the threads that run the networks' sparse first layer (a 1,000-listing MLP call went
+    35 -> 18 ms with one BLAS thread)."""
+    threadpool_limits(1, user_api="blas")
+
+
 def read_reference(directory: str | Path) -> tuple[ListingsProfile | None, dict]:
     """A bundle's training profile and info without loading the model (what a sensor tick needs)."""
     directory = Path(directory)
@@ -206,8 +223,13 @@ def train_price_model(
         on_trial,
     )
     search_seconds = time.perf_counter() - started
+    layout = ColumnLayout(
+        trees=columns,
+        neural=featurizer.neural_columns,
+        ridge_weights=featurizer.column_weights(config.blend.ridge_block_weights),
+    )
     fitted = fit_blend(
-        x_train, y_train, x_valid, y_valid, tuning.best.params, tuning.booster, columns, config.blend, say
+        x_train, y_train, x_valid, y_valid, tuning.best.params, tuning.booster, layout, config.blend, say
     )
     half_width = conformal_half_width(fitted.held_out_residuals, config.interval_coverage)
     info = {
@@ -219,6 +241,7 @@ def train_price_model(
         **{f"validation_rmsle_{name}": value for name, value in fitted.held_out_rmsle.items() if name != "blend"},
         "blend_weights": fitted.blend.weights,
         "ridge_alpha": fitted.ridge_alpha,
+        "ridge_block_weights": config.blend.ridge_block_weights,
         "lightgbm_params": tuning.best.params,
         "lightgbm_best_iteration": tuning.best.best_iteration,
         "lightgbm_final_rounds": fitted.lightgbm_rounds,

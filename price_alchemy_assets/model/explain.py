@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from price_alchemy_assets.model.bundle import PriceModel
+from price_alchemy_assets.model.features import CATEGORY_PAIRS, PAIRS
 
 _LOWEST_PRICE = 0.01
 """Prices below a cent (an empty listing a learner prices below zero) are taken as a cent, so the
@@ -112,6 +113,25 @@ class _Listing:
         return f'"{word}" in the description'
 
 
+_ONEHOT_COLUMNS = ("brand_name", "category", "item_condition_id", "shipping")
+"""Prefixes of the one-hot columns' names; every category level counts as the listing's category."""
+_PAIRS_LONGEST_FIRST = sorted(PAIRS, key=len, reverse=True)
+
+
+def _field_label(column: str, fields: _Listing) -> str:
+    """A one-hot column carries the listing's own value (a rare one shares the "infrequent" column),
+    so its label is that value."""
+    if column == "brand_name":
+        return f"brand {fields.brand}" if fields.brand else "no brand"
+    if column.startswith("category"):
+        return f"category {fields.category}" if fields.category else "no category"
+    if column == "item_condition_id":
+        return f"condition {fields.condition} ({_CONDITIONS.get(fields.condition, '?')})"
+    if column == "shipping":
+        return "seller pays shipping" if fields.shipping == 1 else "buyer pays shipping"
+    return column
+
+
 class PriceExplainer:
     """Built once per model (a service builds it when it loads the champion)."""
 
@@ -173,20 +193,12 @@ class PriceExplainer:
             return [(fields.title_word(term.rsplit("__", 1)[1]), 1.0)]
         if block == "engineered":
             return [(_ENGINEERED_LABELS.get(term, term), 1.0)]
-        return [(self._onehot_label(term, fields), 1.0)]
-
-    @staticmethod
-    def _onehot_label(term: str, fields: _Listing) -> str:
-        """One-hot columns carry the listing's own value (a rare one shares the "infrequent" column)."""
-        if term.startswith("brand_name_"):
-            return f"brand {fields.brand}" if fields.brand else "no brand"
-        if term.startswith("category_"):
-            return f"category {fields.category}" if fields.category else "no category"
-        if term.startswith("item_condition_id_"):
-            return f"condition {fields.condition} ({_CONDITIONS.get(fields.condition, '?')})"
-        if term.startswith("shipping_"):
-            return "seller pays shipping" if fields.shipping == 1 else "buyer pays shipping"
-        return term
+        if block == CATEGORY_PAIRS:
+            # a combination (category x condition...) is shared among the parts it combines
+            pair = next(pair for pair in _PAIRS_LONGEST_FIRST if term.startswith(f"{pair}_"))
+            return [(_field_label(part, fields), 1 / len(PAIRS[pair])) for part in PAIRS[pair]]
+        column = next((column for column in _ONEHOT_COLUMNS if term.startswith(f"{column}_")), term)
+        return [(_field_label(column, fields), 1.0)]
 
     def typical_price(self, category_name: str | None) -> TypicalPrice | None:
         """The most specific category (or prefix of it) with enough training listings, else all."""

@@ -22,7 +22,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 
+from price_alchemy_assets.model.features import leading_columns
+
 _BETA1, _BETA2, _EPSILON = 0.9, 0.999, 1e-8
+_PARALLEL_ROWS = 256
+"""Batches from this many rows compute the first layer on two threads."""
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,11 @@ class _Network:
     def __init__(self, weights: list[np.ndarray], biases: list[np.ndarray]):
         self.weights, self.biases = weights, biases
 
-    def forward(self, x: sp.csr_matrix) -> list[np.ndarray]:
-        """Activations of each hidden layer, then the output column."""
-        layers = [np.maximum(x @ self.weights[0] + self.biases[0], 0)]
+    def forward(self, x: sp.csr_matrix | None, first: np.ndarray | None = None) -> list[np.ndarray]:
+        """Activations of each hidden layer, then the output column; `first`: x @ weights[0] where the
+        caller has it."""
+        first = x @ self.weights[0] if first is None else first
+        layers = [np.maximum(first + self.biases[0], 0)]
         for weight, bias in zip(self.weights[1:-1], self.biases[1:-1], strict=True):
             layers.append(np.maximum(layers[-1] @ weight + bias, 0))
         layers.append(layers[-1] @ self.weights[-1] + self.biases[-1])
@@ -65,13 +71,18 @@ class _Network:
 
 
 class SparseMLPRegressor:
-    """fit(CSR features, targets) then predict; the average of `config.networks` networks."""
+    """fit(CSR features, targets) then predict; the average of `config.networks` networks.
+
+    Wider feature rows than it was fitted on are cut to its width (the featurizer's trailing blocks
+    serve other learners)."""
 
     def __init__(self, config: MLPConfig = MLPConfig()):
         self.config = config
 
     def fit(self, x: sp.csr_matrix, y: np.ndarray) -> SparseMLPRegressor:
         x = _csr32(x)
+        self.columns_ = x.shape[1]
+        self.__dict__.pop("_first_layers", None)
         y = np.asarray(y, dtype=np.float64)
         self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std() or 1.0)
         target = ((y - self.y_mean_) / self.y_scale_).astype(np.float32)
@@ -146,15 +157,52 @@ class SparseMLPRegressor:
             square += (1 - _BETA2) * grad * grad
             parameter -= scale * mean / (np.sqrt(square) + _EPSILON)
 
+    def _input(self, x) -> sp.csr_matrix:
+        """Float32 CSR rows of the width the networks learned from."""
+        return _csr32(leading_columns(x, getattr(self, "columns_", x.shape[1])))
+
     def predict(self, x: sp.csr_matrix) -> np.ndarray:
-        x = _csr32(x)
-        outputs = np.mean([network.forward(x)[-1][:, 0] for network in self.networks_], axis=0)
+        x = self._input(x)
+        firsts = self._first_products(x)
+        outputs = np.mean(
+            [network.forward(None, first)[-1][:, 0] for network, first in zip(self.networks_, firsts, strict=True)],
+            axis=0,
+        )
         return outputs.astype(np.float64) * self.y_scale_ + self.y_mean_
+
+    def _first_products(self, x: sp.csr_matrix) -> list[np.ndarray]:
+        """Every network's x @ weights[0] from one product with their first layers side by side (one
+        pass over x's nonzeros: the first layer is most of a prediction's time), a large batch's
+        halves on two threads (scipy's sparse products release the GIL)."""
+        stacked = self._stacked_first_layers()
+        if x.shape[0] >= _PARALLEL_ROWS and self.config.threads > 1:
+            half = x.shape[0] // 2
+            with ThreadPoolExecutor(2) as pool:
+                product = np.vstack(list(pool.map(lambda part: part @ stacked, (x[:half], x[half:]))))
+        else:
+            product = x @ stacked
+        width = stacked.shape[1] // len(self.networks_)
+        return [product[:, k * width : (k + 1) * width] for k in range(len(self.networks_))]
+
+    def _stacked_first_layers(self) -> np.ndarray:
+        """The networks' first layers as one (features x networks*hidden) array, built on first use;
+        each network's own first layer becomes a view of it, so the memory is not doubled."""
+        stacked = self.__dict__.get("_first_layers")
+        if stacked is None:
+            stacked = np.hstack([network.weights[0] for network in self.networks_])
+            width = stacked.shape[1] // len(self.networks_)
+            for k, network in enumerate(self.networks_):
+                network.weights[0] = stacked[:, k * width : (k + 1) * width]
+            self.__dict__["_first_layers"] = stacked
+        return stacked
+
+    def __getstate__(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if key != "_first_layers"}
 
     def attribute(self, row: sp.csr_matrix) -> tuple[float, float, dict[int, float]]:
         """One listing: (f(empty), f(listing), {column: contribution}), contributions summing to the
         difference (DeepLIFT rescale against the all-zero input, averaged over the networks)."""
-        row = _csr32(row)
+        row = self._input(row)
         columns, values = row.indices, row.data.astype(np.float64)
         empty_total = listing_total = 0.0
         contributions = np.zeros(len(columns))

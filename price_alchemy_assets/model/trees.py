@@ -21,7 +21,8 @@ from math import comb
 
 import lightgbm as lgb
 import numpy as np
-import scipy.sparse as sp
+
+from price_alchemy_assets.model.features import leading_columns
 
 _DEFAULT_LEFT, _MISSING_SHIFT, _MISSING_ZERO, _CATEGORICAL = 2, 2, 1, 1
 _ZERO = 1e-35
@@ -65,12 +66,6 @@ def _parse_trees(model_text: str) -> list[_Tree]:
         elif line.startswith("end of trees"):
             break
     return [_Tree(fields) for fields in trees]
-
-
-def leading_columns(x: sp.csr_matrix, columns: int) -> sp.csr_matrix:
-    """x's first `columns` columns, without a copy when that is all of them (a column slice of a
-    CSR matrix always copies: at 1.5 M listings, a gigabyte)."""
-    return x if x.shape[1] <= columns else x[:, :columns]
 
 
 class BoostedTrees:

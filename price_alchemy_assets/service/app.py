@@ -33,6 +33,7 @@ from litestar.plugins.prometheus import PrometheusController
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from price_alchemy_assets import __version__, settings
+from price_alchemy_assets.model.bundle import limit_blas_threads
 from price_alchemy_assets.service.batching import InferenceBatcher
 from price_alchemy_assets.service.champion import ChampionWatcher, ServedModel
 from price_alchemy_assets.service.observability import (
@@ -284,4 +285,5 @@ def create_app(config: ServiceSettings | None = None) -> Litestar:
 def asgi_app():
     """uvicorn's factory: the app from the environment, wrapped in the request observer."""
     start_ecs_logging()
+    limit_blas_threads()
     return observe_requests(create_app())
