@@ -14,6 +14,7 @@ from sklearn.linear_model import Ridge
 from price_alchemy_assets.model.baseline import RulesBaseline
 from price_alchemy_assets.model.bundle import PriceModel, TrainingConfig, conformal_half_width, train_price_model
 from price_alchemy_assets.model.ensemble import LEARNERS, LIGHTGBM, BlendConfig, fold_of_rows, scale_columns
+from price_alchemy_assets.model.features import leading_columns
 from price_alchemy_assets.model.metrics import price_metrics
 from price_alchemy_assets.model.mlp import MLPConfig, SparseMLPRegressor
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, assign_split
@@ -130,6 +131,18 @@ def test_scaled_columns_are_the_product_with_the_weights_in_any_chunk_size():
         np.testing.assert_allclose(scaled.toarray(), expected, rtol=1e-6)
         assert np.shares_memory(scaled.indices, x.indices) and not np.shares_memory(scaled.data, x.data)
     assert scale_columns(x, np.ones(40)) is x and scale_columns(x, None) is x
+
+
+def test_leading_columns_are_the_first_columns_for_a_few_rows_and_for_many():
+    for rows, density in ((5, 0.3), (3_000, 0.2)):  # masked (nnz 300) and scipy's slice (nnz 120,000)
+        x = sp.random(rows, 200, density=density, format="csr", dtype=np.float32, random_state=rows)
+        x = (sp.diags((np.arange(rows) != 1).astype(np.float32)) @ x).tocsr()  # row 1 empty
+        x.eliminate_zeros()
+        assert x[1].nnz == 0
+        lead = leading_columns(x, 70)
+        assert lead.shape == (rows, 70)
+        np.testing.assert_array_equal(lead.toarray(), x.toarray()[:, :70])
+    assert leading_columns(x, 200) is x and leading_columns(x, 500) is x
 
 
 def test_mlp_networks_and_epochs_shrink_to_the_budget():

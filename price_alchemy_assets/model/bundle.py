@@ -42,6 +42,10 @@ READABLE_FORMATS = (1, 2)
 keeps serving, and a new candidate is still judged against it."""
 
 
+PRICE_COLUMNS = ["price", "price_low", "price_high"]
+"""What a prediction gives for each listing, in dollars."""
+
+
 @dataclass
 class PriceModel:
     featurizer: ListingFeaturizer
@@ -67,17 +71,17 @@ class PriceModel:
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """price, price_low, price_high in dollars, one row per listing, index kept."""
-        return self.prices(self.predict_log(frame), frame.index)
+        return pd.DataFrame(self.price_range(self.predict_log(frame)), columns=PRICE_COLUMNS, index=frame.index)
 
-    def prices(self, log_price: np.ndarray, index=None) -> pd.DataFrame:
-        """Log1p prices as the dollars and range a seller sees."""
-        return pd.DataFrame(
-            {
-                "price": np.expm1(log_price).clip(0, None),
-                "price_low": np.expm1(log_price - self.interval_half_width).clip(0, None),
-                "price_high": np.expm1(log_price + self.interval_half_width),
-            },
-            index=index,
+    def price_range(self, log_price: np.ndarray) -> np.ndarray:
+        """Log1p prices as the dollars and range a seller sees: one row per listing, PRICE_COLUMNS.
+        An array, not a frame: building a frame is a tenth of the time of a lone listing's price."""
+        return np.column_stack(
+            [
+                np.expm1(log_price).clip(0, None),
+                np.expm1(log_price - self.interval_half_width).clip(0, None),
+                np.expm1(log_price + self.interval_half_width),
+            ]
         )
 
     def save(self, directory: str | Path) -> Path:

@@ -123,7 +123,8 @@ class RidgeLearner:
         return learner
 
     def predict(self, x: sp.csr_matrix) -> np.ndarray:
-        return self.ridge_.predict(x)
+        # Ridge.predict's arithmetic without its input checks (a third of a listing's Ridge time)
+        return np.asarray(x @ self.ridge_.coef_, dtype=np.float64) + self.ridge_.intercept_
 
     def attribute(self, row: sp.csr_matrix) -> tuple[float, float, dict[int, float]]:
         intercept = float(self.ridge_.intercept_)

@@ -17,9 +17,7 @@ import numpy as np
 
 from price_alchemy_assets.listings.files import ListingsFile, ListingsFileError
 from price_alchemy_assets.listings.validation import REJECTION_COLUMN, validate_listings
-from price_alchemy_assets.model.bundle import PriceModel
-
-OUTPUT_COLUMNS = ["price", "price_low", "price_high"]
+from price_alchemy_assets.model.bundle import PRICE_COLUMNS, PriceModel
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,7 @@ def score_file(
                 id_column = listings.layout.id_column
                 if out_writer is None:
                     out_writer = csv.writer(out)
-                    out_writer.writerow([id_column, *OUTPUT_COLUMNS])
+                    out_writer.writerow([id_column, *PRICE_COLUMNS])
                 rejected += write_unreadable_rows()
                 checked = validate_listings(chunk.assign(price=np.nan))
                 for row in checked.rejected.itertuples():
@@ -78,13 +76,13 @@ def score_file(
                 if len(checked.valid):
                     prices = model.predict(checked.valid).round(2)
                     ids = [_raw_id(value) for value in checked.valid["listing_id"]]
-                    out_writer.writerows(zip(ids, *(prices[c].tolist() for c in OUTPUT_COLUMNS), strict=True))
+                    out_writer.writerows(zip(ids, *(prices[c].tolist() for c in PRICE_COLUMNS), strict=True))
                     scored += len(checked.valid)
                 if on_progress:
                     on_progress(listings.bytes_read(), listings.total_bytes)
             rejected += write_unreadable_rows()
             if out_writer is None:
-                csv.writer(out).writerow(["id", *OUTPUT_COLUMNS])
+                csv.writer(out).writerow(["id", *PRICE_COLUMNS])
         os.replace(partial_output, output)
         os.replace(partial_rejects, rejects)
     finally:

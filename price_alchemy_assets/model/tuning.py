@@ -70,6 +70,12 @@ class TuningResult:
     trials: list[Trial] = field(default_factory=list)
 
 
+HISTOGRAM_CACHE_MB = 1024.0
+"""LightGBM's cache of per-leaf histograms, bounded: unbounded it grows with num_leaves (300,000
+synthetic listings, 255 leaves: 1.7 GB of the 8 GiB a 1.5 M-listing job may use); with 1 GB the
+same trees train as fast (35.5 s against 36.1 s), with 512 MB 9 % slower."""
+
+
 def lightgbm_params(sampled: dict, budget: TuningBudget) -> dict:
     """Sampled hyperparameters plus the fixed ones that make training repeatable on 2 cores."""
     return {
@@ -85,6 +91,7 @@ def lightgbm_params(sampled: dict, budget: TuningBudget) -> dict:
         "deterministic": True,
         "seed": budget.seed,
         "num_threads": budget.threads,
+        "histogram_pool_size": HISTOGRAM_CACHE_MB,
         "verbosity": -1,
     }
 

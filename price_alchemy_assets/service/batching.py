@@ -78,6 +78,6 @@ class InferenceBatcher:
 def _predict_all(served: ServedModel, jobs: list[_Job]) -> list[np.ndarray]:
     """One frame and one model call for every job's listings; each job gets its slice back."""
     frame = pd.DataFrame.from_records([row for job in jobs for row in job.listings], columns=list(SELLER_FIELDS))
-    predicted = served.model.predict(frame)[["price", "price_low", "price_high"]].to_numpy()
+    predicted = served.model.price_range(served.model.predict_log(frame))
     bounds = np.cumsum([0] + [len(job.listings) for job in jobs])
     return [predicted[start:end] for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
