@@ -246,12 +246,19 @@ def predict(input_path, output, chunk_rows) -> None:
     Rows that cannot be scored go to OUTPUT's .rejected.csv with the line and the reason."""
     from price_alchemy_assets.model.bundle import limit_blas_threads
     from price_alchemy_assets.model.scoring import score_file
+    from price_alchemy_assets.model.store import ChampionUnreadable
     from price_alchemy_assets.resources import model_store_from_env
 
     limit_blas_threads()
-
+    # SIGTERM as an exception, as Ctrl-C is: score_file's cleanup then removes its .partial files
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    if not output.parent.is_dir():
+        raise _Failure(f"--output {output}: the folder {output.parent} does not exist")
     store = model_store_from_env()
-    champion = store.load_champion()
+    try:
+        champion = store.load_champion()
+    except ChampionUnreadable as error:
+        raise _Failure(f"{error}; train again or repair the pointer (no predictions written)") from error
     if champion is None:
         raise _Failure(f"no champion in {store.location}; run `price-alchemy train` first")
     record, model = champion
@@ -265,10 +272,16 @@ def predict(input_path, output, chunk_rows) -> None:
             result = score_file(input_path, model, output, chunk_rows, on_progress=progress)
         except ListingsFileError as error:
             raise _Failure(f"{error} (no predictions written)") from error
+        except OSError as error:  # the output cannot be written: a read-only folder, a full disk
+            raise _Failure(f"{error.filename}: {error.strerror} (no predictions written)") from error
     click.echo(
         f"scored {result.scored:,} listings with champion {record.version} -> {result.output}; "
         f"{result.rejected:,} could not be scored -> {result.rejects}"
     )
+
+
+def _exit_on_signal(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _where_to_look() -> str:

@@ -94,6 +94,21 @@ def _zip_without_tsv(path):
             ":3: column price: 'forty' is not a number",
         ),
         (
+            "infinite-price.tsv",
+            HEADER + ROW.format(id=9) + ROW.format(id=10).replace("40.0", "inf"),
+            ":3: column price: 'inf' is not a finite number",
+        ),
+        (
+            "minus-infinity-price.tsv",
+            HEADER + ROW.format(id=9) + ROW.format(id=10).replace("40.0", "-Infinity"),
+            ":3: column price: '-Infinity' is not a finite number",
+        ),
+        (
+            "nan-price.tsv",
+            HEADER + ROW.format(id=9) + ROW.format(id=10).replace("40.0", "NaN"),
+            ":3: column price: 'NaN' is not a number",
+        ),
+        (
             "broken-quoting.tsv",
             HEADER + ROW.format(id=9) + ROW.format(id=10).replace("Nike Air", '"Nike Air'),
             ":3: column name: broken quoting",

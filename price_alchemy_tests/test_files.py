@@ -33,6 +33,15 @@ def test_reads_train_rows_with_warehouse_columns(tmp_path):
     assert frame["created_at"].notna().all() and str(frame["created_at"].dtype) == "datetime64[us, UTC]"
 
 
+def test_a_byte_order_mark_is_not_part_of_the_header(tmp_path):
+    with_bom = read_listings_frame(write(tmp_path, "\ufeff" + HEADER + ROW + ROW2, "bom.tsv"))
+    without = read_listings_frame(write(tmp_path, HEADER + ROW + ROW2))
+    pd.testing.assert_frame_equal(
+        with_bom.drop(columns=["source_file", "ingested_at", "created_at"]),
+        without.drop(columns=["source_file", "ingested_at", "created_at"]),
+    )
+
+
 def test_unlabelled_test_file_has_no_price(tmp_path):
     text = (
         "test_id\tname\titem_condition_id\tcategory_name\tbrand_name\tshipping\titem_description\n"
@@ -104,6 +113,11 @@ def test_chunks_are_bounded(tmp_path):
             "train.tsv",
             "train.tsv:3: not valid UTF-8 (byte 0xe9",
         ),
+        (
+            HEADER + ROW + ROW.replace("No description yet", "x" * 2_000_000) + ROW2,
+            "train.tsv",
+            "train.tsv:3: column item_description: longer than 1,048,576 characters",
+        ),
     ],
     ids=[
         "empty",
@@ -115,6 +129,7 @@ def test_chunks_are_bounded(tmp_path):
         "broken-quoting",
         "short-row",
         "not-utf8",
+        "oversized-field",
     ],
 )
 def test_bad_files_name_file_line_and_column(tmp_path, content, name, expected):

@@ -7,6 +7,7 @@ import time
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 from sklearn.linear_model import Ridge
@@ -188,27 +189,33 @@ def test_batch_scoring_sets_bad_rows_aside_and_finishes(trained, tmp_path):
     from price_alchemy_assets.model.scoring import score_file
 
     source = tmp_path / "test.tsv"
-    source.write_text(
-        "test_id\tname\titem_condition_id\tcategory_name\tbrand_name\tshipping\titem_description\n"
-        "1\tNike shoes\t3\tMen/Shoes/Athletic\tNike\t1\tok\n"
-        "2\t\t3\tMen/Shoes/Athletic\tNike\t1\tblank name\n"
-        "3\tThing\tbad\tMen\t\t1\tx\n"
-        "4\tThing\t9\tMen\t\t1\tx\n"
-        "5\tshort\n"
-        "6\tLEGO set\t1\tKids/Toys/Building Toys\tLEGO\t0\tsealed\n"
+    source.write_bytes(
+        b"test_id\tname\titem_condition_id\tcategory_name\tbrand_name\tshipping\titem_description\n"
+        b"1\tNike shoes\t3\tMen/Shoes/Athletic\tNike\t1\tok\n"
+        b"2\t\t3\tMen/Shoes/Athletic\tNike\t1\tblank name\n"
+        b"3\tThing\tbad\tMen\t\t1\tx\n"
+        b"4\tThing\t9\tMen\t\t1\tx\n"
+        b"5\tshort\n"
+        + b"6\tCaf\xe9 mug\t3\tHome\t\t1\tlatin-1 bytes\n"
+        + f"7\tLamp\t3\tHome\t\t1\t{'x' * 2_000_000}\n".encode()
+        + b"8\tLEGO set\t1\tKids/Toys/Building Toys\tLEGO\t0\tsealed\n"
     )
     result = score_file(source, trained[0], tmp_path / "out.csv", chunk_rows=2)
-    assert (result.scored, result.rejected) == (2, 4)
+    assert (result.scored, result.rejected) == (2, 6)
     lines = result.output.read_text().splitlines()
-    assert lines[0] == "test_id,price,price_low,price_high" and [line.split(",")[0] for line in lines[1:]] == ["1", "6"]
-    rejects = result.rejects.read_text()
-    for expected in (
-        "name: is blank",
-        "'bad' is not a whole number",
-        "is not one of (1, 2, 3, 4, 5)",
-        "expected 7 tab-separated fields, found 2",
-    ):
-        assert expected in rejects
+    assert lines[0] == "test_id,price,price_low,price_high" and [line.split(",")[0] for line in lines[1:]] == ["1", "8"]
+    rejects = pd.read_csv(result.rejects, dtype=str, keep_default_na=False)
+    reasons = dict(zip(rejects["line"].astype(int), rejects["column"] + ": " + rejects["reason"], strict=True))
+    assert sorted(reasons) == [3, 4, 5, 6, 7, 8]
+    for line, expected in {
+        3: "name: is blank",
+        4: "'bad' is not a whole number",
+        5: "is not one of (1, 2, 3, 4, 5)",
+        6: "expected 7 tab-separated fields, found 2",
+        7: "not valid UTF-8 (byte 0xe9",
+        8: "item_description: longer than 1,048,576 characters",
+    }.items():
+        assert expected in reasons[line], (line, reasons[line])
     assert not list(tmp_path.glob("*.partial"))
 
 

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import dagster as dg
 import mlflow
@@ -14,6 +20,7 @@ from price_alchemy_assets.model.store import FolderModelStore
 
 from .conftest import run_cli
 from .platform_run import TINY, run_all
+from .serving import train_champion
 
 
 def materialized(result, key: str) -> dict:
@@ -103,3 +110,51 @@ def test_cli_train_then_predict_genuine_rows(
 def test_predict_without_champion_says_so(price_alchemy_home, genuine_test, tmp_path):
     result = run_cli("predict", str(genuine_test), "--output", str(tmp_path / "p.csv"))
     assert result.returncode == 1 and "no champion" in result.stderr
+
+
+def test_predict_with_an_unusable_champion_or_output_is_one_line(price_alchemy_home, genuine_test, tmp_path):
+    store = price_alchemy_home / "data" / "model_store"
+    store.mkdir(parents=True)
+    pointer = store / "champion.json"
+    missing_bundle = json.dumps({"version": "v1", "model_path": str(store / "v1"), "promoted_at": "2026-12-02"})
+    cases = [
+        ("{ torn", tmp_path / "p.csv", f"{pointer}: not a champion record"),
+        ('["a", "list"]', tmp_path / "p.csv", f"{pointer}: not a champion record"),
+        (missing_bundle, tmp_path / "p.csv", f"names the bundle {store / 'v1'}, which cannot be loaded"),
+        (missing_bundle, tmp_path / "missing" / "p.csv", f"the folder {tmp_path / 'missing'} does not exist"),
+    ]
+    for text, output, expected in cases:
+        pointer.write_text(text)
+        result = run_cli("predict", str(genuine_test), "--output", str(output))
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 1 and len(lines) == 1, result.stderr
+        assert lines[0].startswith("price-alchemy: error: ") and expected in lines[0], lines[0]
+        assert not list(tmp_path.glob("**/*.csv*")), "nothing written"
+
+
+def test_predict_stopped_midway_by_sigterm_or_ctrl_c_leaves_no_partial_files(price_alchemy_home, tmp_path):
+    train_champion(FolderModelStore(price_alchemy_home / "data" / "model_store"), "v1", seed=1, rows=2_000)
+    listings = tmp_path / "many.tsv"
+    assert run_cli("synth", "--rows", "100000", "--output", str(listings)).returncode == 0
+    cli = Path(sys.executable).with_name("price-alchemy")
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        output = tmp_path / stop.name / "prices.csv"
+        output.parent.mkdir()
+        process = subprocess.Popen(
+            [str(cli), "predict", str(listings), "--output", str(output), "--chunk-rows", "1000"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        partial = output.with_name(output.name + ".partial")
+        deadline = time.monotonic() + 120
+        while not (partial.exists() and partial.stat().st_size > 10_000) and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.02)
+        assert partial.exists(), "scoring never started"
+        process.send_signal(stop)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode != 0, f"{stop.name}: stopped, not finished"
+        assert "Traceback" not in stderr, stderr
+        assert list(output.parent.iterdir()) == [], f"{stop.name}: a partial or half-written output was left"

@@ -182,6 +182,9 @@ def test_admin_reload_needs_the_token(service):
     with service.client() as client:
         assert client.post("/admin/reload").status_code == 401
         assert client.post("/admin/reload", headers={"authorization": "Bearer wrong"}).status_code == 401
+        assert client.post("/admin/reload", headers={"authorization": ADMIN_TOKEN}).status_code == 401  # no scheme
+        assert client.post("/admin/reload", headers={"authorization": f"Basic {ADMIN_TOKEN}"}).status_code == 401
+        assert client.post("/admin/reload", headers={"authorization": f"bearer {ADMIN_TOKEN}"}).status_code == 200
         done = client.post("/admin/reload", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
         assert done.status_code == 200 and done.json()["error"] is None
 
@@ -252,6 +255,17 @@ def test_a_corrupt_champion_keeps_the_old_model_serving(service, store):
         assert client.post("/predict", json=LISTING).json()["model_version"] == before
         pointer.write_text(readable)
         wait_for(lambda: client.get("/health").json()["status"] == "ok", what="health ok once the pointer reads")
+
+        # a deleted pointer: the last champion keeps serving and /health says there is none
+        pointer.unlink()
+        health = wait_for(
+            lambda: (h := client.get("/health").json())["status"] == "degraded" and h, what="pointer gone"
+        )
+        error = health["last_reload_error"]
+        assert "no champion in" in error and f"still serving {before}" in error and health["model_version"] == before
+        assert client.post("/predict", json=LISTING).json()["model_version"] == before
+        pointer.write_text(readable)
+        wait_for(lambda: client.get("/health").json()["status"] == "ok", what="health ok once the pointer is back")
 
 
 def test_a_champion_that_failed_to_load_is_tried_again_after_a_while(store, tmp_path):

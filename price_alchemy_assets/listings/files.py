@@ -26,6 +26,7 @@ import pandas as pd
 from price_alchemy_assets.listings.columns import ID_COLUMNS, LISTING_FIELDS, WAREHOUSE_COLUMNS, listing_id
 
 MAX_FIELD_BYTES = 1 << 20
+_BOM = "\ufeff"
 _INT_PATTERN = re.compile(r"^\s*[+-]?\d+\s*$")
 _REQUIRED = tuple(field for field in LISTING_FIELDS if field != "price")
 _OPTIONAL = ("price", "created_at")
@@ -63,6 +64,7 @@ class ListingsFile:
         self._raw: IO[bytes] | None = None
         self.total_bytes = 0
         self.layout: FileLayout | None = None
+        self._on_bad_row: Callable[[ListingsFileError], None] | None = None
 
     def __enter__(self) -> ListingsFile:
         try:
@@ -111,9 +113,15 @@ class ListingsFile:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as error:
                     bad = raw[error.start : error.start + 1].hex()
-                    raise ListingsFileError(
+                    undecodable = ListingsFileError(
                         self.path, f"not valid UTF-8 (byte 0x{bad} at character {error.start + 1})", lineno
-                    ) from None
+                    )
+                    if self._on_bad_row is None or lineno == 1:
+                        raise undecodable from None
+                    self._on_bad_row(undecodable)  # the line is left out; the next one is read
+                    continue
+                if lineno == 1:
+                    text = text.removeprefix(_BOM)  # a spreadsheet's "UTF-8 with BOM" export
                 if state.record_start is None:
                     state.record_start = (lineno, text)
                 yield text
@@ -168,16 +176,26 @@ class ListingsFile:
             yield self._to_frame(rows, lines, ingested_at)
 
     def _next_record(self, reader, state: _ReadState) -> tuple[int, list[str]] | None:
-        state.record_start = None
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return None
-        except csv.Error as error:
-            line, text = state.record_start or (reader.line_num, "")
-            column = self._quoted_column(text)
-            raise ListingsFileError(self.path, f"broken quoting ({error})", line, column) from None
-        return state.record_start[0], fields
+        while True:
+            state.record_start = None
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return None
+            except csv.Error as error:
+                line, text = state.record_start or (reader.line_num, "")
+                if not str(error).startswith("field larger than field limit"):
+                    raise ListingsFileError(
+                        self.path, f"broken quoting ({error})", line, self._quoted_column(text)
+                    ) from None
+                oversized = ListingsFileError(
+                    self.path, f"longer than {MAX_FIELD_BYTES:,} characters", line, self._oversized_column(text)
+                )
+                if self._on_bad_row is None or self.layout is None:
+                    raise oversized from None
+                self._on_bad_row(oversized)  # the reader goes on at the next line
+                continue
+            return state.record_start[0], fields
 
     def _quoted_column(self, text: str) -> str | None:
         if self.layout is None:
@@ -187,6 +205,12 @@ class ListingsFile:
             if field.startswith('"') and (inner is None or inner.replace('""', "").count('"')):
                 return name
         return None
+
+    def _oversized_column(self, text: str) -> str | None:
+        if self.layout is None:
+            return None
+        fields = zip(self.layout.columns, text.rstrip("\r\n").split("\t"), strict=False)
+        return next((name for name, field in fields if len(field) > MAX_FIELD_BYTES), None)
 
     def _check_header(self, header: list[str]) -> FileLayout:
         ids = [c for c in header if c in ID_COLUMNS]
@@ -230,6 +254,8 @@ class ListingsFile:
             stripped = text["price"].str.strip()
             price = pd.to_numeric(stripped.where(stripped != ""), errors="coerce")
             dropped |= check(price.isna() & (stripped != ""), "price", stripped, "is not a number")
+            # "inf" and "Infinity" parse as numbers; stored, they made every price statistic infinite
+            dropped |= check(np.isinf(price), "price", stripped, "is not a finite number")
             out["price"] = price.astype("float64")
         else:
             out["price"] = float("nan")

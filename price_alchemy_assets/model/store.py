@@ -30,6 +30,10 @@ BUNDLE_LAST_FILE = "model.json"
 CACHED_BUNDLES = 3
 
 
+class ChampionUnreadable(Exception):
+    """The champion pointer, or the bundle it names, cannot be read: the message names which."""
+
+
 @dataclass(frozen=True)
 class ChampionRecord:
     version: str
@@ -47,8 +51,11 @@ class ChampionRecord:
         return json.dumps(asdict(self), indent=2, sort_keys=True, default=str)
 
     @classmethod
-    def from_json(cls, text: str) -> ChampionRecord:
-        return cls(**json.loads(text))
+    def from_json(cls, text: str, where: str = CHAMPION_FILE) -> ChampionRecord:
+        try:
+            return cls(**json.loads(text))
+        except (ValueError, TypeError) as error:  # not JSON; not an object of these fields
+            raise ChampionUnreadable(f"{where}: not a champion record ({error})") from error
 
 
 class ModelStore:
@@ -90,7 +97,14 @@ class ModelStore:
 
     def load_champion(self) -> tuple[ChampionRecord, PriceModel] | None:
         record = self.champion()
-        return None if record is None else (record, self.load_bundle(record.model_path))
+        if record is None:
+            return None
+        try:
+            return record, self.load_bundle(record.model_path)
+        except Exception as error:  # missing folder, truncated or foreign files: whatever the bundle's readers raise
+            raise ChampionUnreadable(
+                f"{self.pointer_location} names the bundle {record.model_path}, which cannot be loaded ({error})"
+            ) from error
 
 
 class FolderModelStore(ModelStore):
@@ -117,7 +131,7 @@ class FolderModelStore(ModelStore):
 
     def champion(self) -> ChampionRecord | None:
         pointer = self.root / CHAMPION_FILE
-        return ChampionRecord.from_json(pointer.read_text()) if pointer.exists() else None
+        return ChampionRecord.from_json(pointer.read_text(), str(pointer)) if pointer.exists() else None
 
     def promote(self, record: ChampionRecord) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -156,7 +170,7 @@ class GcsModelStore(ModelStore):
 
     def champion(self) -> ChampionRecord | None:
         text = gcs.read_text(self.client, self.url.child(CHAMPION_FILE))
-        return None if text is None else ChampionRecord.from_json(text)
+        return None if text is None else ChampionRecord.from_json(text, self.pointer_location)
 
     def promote(self, record: ChampionRecord) -> None:
         gcs.write_text(self.client, self.url.child(CHAMPION_FILE), record.to_json())

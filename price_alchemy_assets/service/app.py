@@ -245,8 +245,9 @@ async def admin_reload(request: Request, service: PriceService) -> ReloadResult:
     token = service.config.admin_token
     if not token:
         raise PermissionDeniedException(detail="admin reload is off: PRICE_ALCHEMY_ADMIN_TOKEN is not set")
-    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), token.encode()):
+    scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+    # the scheme is case-insensitive (RFC 9110); a bare token is refused, it is not a Bearer credential
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise NotAuthorizedException(detail="a valid 'Authorization: Bearer <token>' header is required")
     changed = await asyncio.to_thread(service.champion.refresh, True)
     current = service.champion.current

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from price_alchemy_assets.model.bundle import PriceModel
 from price_alchemy_assets.model.explain import PriceExplainer
-from price_alchemy_assets.model.store import ChampionRecord, ModelStore
+from price_alchemy_assets.model.store import ChampionRecord, ChampionUnreadable, ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +66,16 @@ class ChampionWatcher:
         with self._lock:
             try:
                 record = self.store.champion()
-            except Exception as error:  # a torn or hand-edited pointer must not stop serving
+            except ChampionUnreadable as error:  # a torn or hand-edited pointer must not stop serving
+                self.last_error = str(error)
+                return False
+            except Exception as error:  # nor a pointer that cannot be fetched (an object store's passing error)
                 self.last_error = f"{self.store.pointer_location}: {error}"
                 return False
             if record is None:
-                self.last_error = None if self.current else f"no champion in {self.store.location} yet"
+                self.last_error = f"no champion in {self.store.location}" + (
+                    f" (its pointer is gone; still serving {self.current.version})" if self.current else " yet"
+                )
                 return False
             if self.current and record == self.current.record:
                 self.last_error = None  # an earlier unreadable pointer was passing
