@@ -146,6 +146,8 @@ def test_predict_stopped_midway_by_sigterm_or_ctrl_c_leaves_no_partial_files(pri
             stderr=subprocess.PIPE,
             text=True,
             env=os.environ.copy(),
+            # as in a terminal: a suite run as a background job would hand SIGINT down ignored
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         partial = output.with_name(output.name + ".partial")
         deadline = time.monotonic() + 120
