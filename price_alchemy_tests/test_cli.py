@@ -88,25 +88,18 @@ def _zip_without_tsv(path):
             HEADER.replace("brand_name", "maker") + ROW.format(id=9),
             ":1: missing column(s): brand_name; unexpected column(s): maker",
         ),
-        (
-            "bad-type.tsv",
-            HEADER + ROW.format(id=9) + ROW.format(id=10).replace("40.0", "forty"),
-            ":3: column price: 'forty' is not a number",
-        ),
-        (
-            "infinite-price.tsv",
-            HEADER + ROW.format(id=9) + ROW.format(id=10).replace("40.0", "inf"),
-            ":3: column price: 'inf' is not a finite number",
-        ),
-        (
-            "minus-infinity-price.tsv",
-            HEADER + ROW.format(id=9) + ROW.format(id=10).replace("40.0", "-Infinity"),
-            ":3: column price: '-Infinity' is not a finite number",
-        ),
-        (
-            "nan-price.tsv",
-            HEADER + ROW.format(id=9) + ROW.format(id=10).replace("40.0", "NaN"),
-            ":3: column price: 'NaN' is not a number",
+        *(
+            (
+                f"{label}.tsv",
+                HEADER + ROW.format(id=9) + ROW.format(id=10).replace("40.0", price),
+                f":3: column price: {price!r} {problem}",
+            )
+            for label, price, problem in (
+                ("bad-type", "forty", "is not a number"),
+                ("nan-price", "NaN", "is not a number"),
+                ("infinite-price", "inf", "is not a finite number"),
+                ("minus-infinity-price", "-Infinity", "is not a finite number"),
+            )
         ),
         (
             "broken-quoting.tsv",
