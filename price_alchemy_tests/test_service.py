@@ -178,6 +178,19 @@ def test_bad_batches_and_bodies_are_4xx(service):
         assert 'price_alchemy_requests_total{method="GET",route="(unmatched)",status_code="404"}' in metrics
 
 
+def test_head_answers_wherever_get_does(service):
+    with service.client() as client:
+        for path in ("/health", "/ready", "/model", "/categories", "/"):
+            got, head = client.get(path), client.head(path)
+            assert head.status_code == got.status_code == 200, path
+            assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"], path
+            if path != "/health":  # the health body holds counters that move between the two calls
+                assert int(head.headers["content-length"]) == len(got.content), path
+        assert client.head("/predict").status_code == 405  # POST only
+        metrics = client.get("/metrics").text
+        assert 'price_alchemy_requests_total{method="HEAD",route="/health",status_code="200"}' in metrics
+
+
 def test_admin_reload_needs_the_token(service):
     with service.client() as client:
         assert client.post("/admin/reload").status_code == 401

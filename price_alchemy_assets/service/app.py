@@ -283,8 +283,31 @@ def create_app(config: ServiceSettings | None = None) -> Litestar:
     )
 
 
+def answer_head_as_get(app):
+    """ASGI middleware: HEAD wherever GET exists (RFC 9110), the GET's status and headers without
+    its body. Litestar answers HEAD only from handlers declared for it, which may not return a body."""
+
+    async def middleware(scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await app(scope, receive, send)
+            return
+
+        async def headers_only(message) -> None:
+            await send({**message, "body": b""} if message["type"] == "http.response.body" else message)
+
+        # a copy: the server reads the method from its own scope to know no body follows
+        as_get = {**scope, "method": "GET"}
+        try:
+            await app(as_get, receive, headers_only)
+        finally:
+            if "path_template" in as_get:  # the route, for the request observer's metrics
+                scope["path_template"] = as_get["path_template"]
+
+    return middleware
+
+
 def asgi_app():
     """uvicorn's factory: the app from the environment, wrapped in the request observer."""
     start_ecs_logging()
     limit_blas_threads()
-    return observe_requests(create_app())
+    return observe_requests(answer_head_as_get(create_app()))
