@@ -1,22 +1,24 @@
-"""Throughput and latency of the prediction service, driven from a second process on loopback,
-for today's model and a baseline's (another git revision's code and model) in the same run.
+"""The prediction service against its latency objective and its peers, driven from other
+processes on loopback, every reference measured in the same run.
 
 Trains a champion on the genuine Mercari rows (../shared/data/mercari_train_sample.tsv; a
-synthetic market where they are absent) into a temporary store with this checkout's code, and
-another with the code of `--baseline` (a git worktree, trained and served by its own code:
-the model before the blend by default). Both services run `price-alchemy serve` on 127.0.0.1;
-each measurement alternates between them, twice, and the table gives both rounds:
-- hey (Debian's package), one worker at 20 requests/s on POST /predict with one genuine listing:
-  a lone seller's latency, what a steady arrival rate below capacity feels like;
-- wrk, 1 client thread, 32 connections on POST /predict with real listings from
-  mercari_test_sample.tsv: closed-loop capacity, as a share of GET /health's (the framework's
-  own ceiling) measured in the same round;
-- a 1,000-listing POST /predict/batch, 20 times after a warm-up;
-- the service's RSS (current and peak) at the end.
-Targets on 2 cores: a lone /predict no slower than the baseline's, a 1,000-listing batch <= 150 ms.
+synthetic market where they are absent) into a temporary store, registers the same bundle in
+a temporary MLflow registry, and serves it twice: `price-alchemy serve` and `mlflow models
+serve` (the peer a user would otherwise pick: one worker, its defaults, the registered
+champion). With `--baseline REV`, a third service runs another git revision's code and model.
+Each round measures every server in turn, twice:
+- lone: hey, one worker at 20 requests/s, one genuine listing: a seller meeting an idle service;
+- paced (price-alchemy): hey, 32 workers x 10 requests/s (320 a second) for 30 s: latency at a
+  steady arrival rate below capacity, the objective (p99 <= 20 ms, no errors);
+- capacity: wrk, 1 thread, 32 connections, real listings from mercari_test_sample.tsv, closed
+  loop: requests/s, as a share of GET /health's (the framework's own ceiling) measured in the
+  same round, and against mlflow models serve's /invocations with the same listings;
+- a 1,000-listing POST /predict/batch, 20 times after a warm-up; RSS at the end.
+Objectives on 2 cores: lone p50 <= 5 ms; paced p99 <= 20 ms with 0 errors; capacity >= 40 % of
+/health's and >= 5x mlflow models serve's; a 1,000-listing batch <= 150 ms.
 
     apt-get install wrk hey
-    .venv/bin/python benchmarks/service.py [--seconds 20] [--baseline 43ac346] \
+    .venv/bin/python benchmarks/service.py [--seconds 20] [--paced-seconds 30] [--baseline REV] \
         [--output docs/benchmarks/service.md]
 """
 
@@ -27,13 +29,17 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 
@@ -48,7 +54,7 @@ from price_alchemy_assets.model.metrics import price_metrics  # noqa: E402
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, assign_split  # noqa: E402
 from price_alchemy_assets.model.store import ChampionRecord, FolderModelStore, now_iso  # noqa: E402
 from price_alchemy_assets.model.tuning import TuningBudget  # noqa: E402
-from price_alchemy_tests.serving import running_service  # noqa: E402
+from price_alchemy_tests.serving import free_port, running_service  # noqa: E402
 from price_alchemy_tests.test_model_pieces import market  # noqa: E402
 
 
@@ -140,25 +146,35 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return current, peak
 
 
+def children_rss_mb(pid: int) -> float:
+    """The service's child processes (the explanation process, multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sum(rss_mb(int(child))[0] for child in children)
+
+
 BASELINE = "43ac346"
 """The last revision before the blend of Ridge, sparse MLPs and LightGBM (issue 12)."""
 
 
-def run_hey(url: str, body: dict, path: Path, seconds: int) -> dict:
-    """One worker at 20 requests/s: each request meets an idle service."""
+def run_hey(url: str, body: dict, path: Path, seconds: int, workers: int = 1, per_worker_rate: int = 20) -> dict:
+    """`workers` clients, each sending `per_worker_rate` requests a second: a steady arrival rate."""
     path.write_text(json.dumps(body))
-    command = ["hey", "-c", "1", "-q", "20", "-z", f"{seconds}s", "-m", "POST", "-T", "application/json"]
-    output = subprocess.run([*command, "-D", str(path), url], capture_output=True, text=True, check=True).stdout
+    command = ["hey", "-c", str(workers), "-q", str(per_worker_rate), "-z", f"{seconds}s", "-m", "POST"]
+    command += ["-T", "application/json", "-D", str(path), url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
     def percentile(level: int) -> float:
         return float(re.search(rf"^\s+{level}% in ([\d.]+) secs", output, re.M).group(1)) * 1000
 
     statuses = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", output))
+    failed = re.search(r"Error distribution:\n((?:\s+\[\d+\].*\n?)+)", output)
     return {
         "requests": sum(map(int, statuses.values())),
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
         "p50_ms": percentile(50),
         "p99_ms": percentile(99),
-        "errors": sum(int(n) for code, n in statuses.items() if code != "200"),
+        "errors": sum(int(n) for code, n in statuses.items() if code != "200")
+        + (sum(int(n) for n in re.findall(r"\[(\d+)\]", failed.group(1))) if failed else 0),
     }
 
 
@@ -192,11 +208,14 @@ def baseline_champion(revision: str, root: Path) -> tuple[Path, str]:
     return worktree, described
 
 
-def measure(name: str, service, client, bodies: list[dict], root: Path, seconds: int, connections: int) -> dict:
-    script = root / "predict.lua"
+def measure(service, client, bodies: list[dict], root: Path, seconds: int, paced_seconds: int) -> dict:
+    """The objective's measurements of one price-alchemy service."""
     lone = run_hey(f"{service.url}/predict", bodies[0], root / "lone.json", seconds)
-    health = run_wrk(f"{service.url}/health", seconds, connections)
-    predict = run_wrk(f"{service.url}/predict", seconds, connections, script)
+    paced = run_hey(
+        f"{service.url}/predict", bodies[0], root / "lone.json", paced_seconds, workers=32, per_worker_rate=10
+    )
+    health = run_wrk(f"{service.url}/health", seconds, CONNECTIONS)
+    predict = run_wrk(f"{service.url}/predict", seconds, CONNECTIONS, root / "predict.lua")
     batch = {"listings": bodies[:1000]}
     client.post("/predict/batch", json=batch).raise_for_status()
     batch_ms = []
@@ -205,75 +224,173 @@ def measure(name: str, service, client, bodies: list[dict], root: Path, seconds:
         client.post("/predict/batch", json=batch).raise_for_status()
         batch_ms.append((time.perf_counter() - started) * 1000)
     return {
-        "model": name,
-        "lone /predict p50 ms": lone["p50_ms"],
-        "lone /predict p99 ms": lone["p99_ms"],
+        "lone p50 ms": lone["p50_ms"],
+        "lone p99 ms": lone["p99_ms"],
+        "paced req/s": paced["requests_per_s"],
+        "paced p50 ms": paced["p50_ms"],
+        "paced p99 ms": paced["p99_ms"],
+        "closed-loop req/s": predict["requests_per_s"],
         "/health req/s": health["requests_per_s"],
-        "/predict req/s": predict["requests_per_s"],
-        "capacity share": predict["requests_per_s"] / health["requests_per_s"],
+        "share of /health": predict["requests_per_s"] / health["requests_per_s"],
         "batch 1,000 median ms": float(np.median(batch_ms)),
-        "batch 1,000 p90 ms": float(np.percentile(batch_ms, 90)),
-        "errors": lone["errors"] + health["errors"] + predict["errors"],
+        "errors": lone["errors"] + paced["errors"] + health["errors"] + predict["errors"],
     }
+
+
+def as_mlflow_input(body: dict) -> dict:
+    """A listing as MLflow's scoring protocol takes it: a one-row frame with every column."""
+    return {"dataframe_records": [{field: body.get(field) for field in SELLER_FIELDS}]}
+
+
+def measure_mlflow(url: str, bodies: list[dict], root: Path, seconds: int) -> dict:
+    """The same listings through MLflow's scoring protocol."""
+    lone = run_hey(f"{url}/invocations", as_mlflow_input(bodies[0]), root / "mlflow-lone.json", seconds)
+    closed = run_wrk(f"{url}/invocations", seconds, CONNECTIONS, root / "mlflow.lua")
+    return {
+        "lone p50 ms": lone["p50_ms"],
+        "lone p99 ms": lone["p99_ms"],
+        "closed-loop req/s": closed["requests_per_s"],
+        "errors": lone["errors"] + closed["errors"],
+    }
+
+
+def register_in_mlflow(bundle_dir: Path, root: Path) -> str:
+    """The benchmark's bundle as the registry's champion, the way the pipeline registers it."""
+    from price_alchemy_assets.model.tracking import CHAMPION_ALIAS, ExperimentTracker
+
+    tracker = ExperimentTracker(f"sqlite:///{root / 'mlflow.db'}", "benchmark", "price-alchemy", str(root / "mlruns"))
+    with tracker.run("service-benchmark"):
+        version = tracker.log_model(bundle_dir)
+    tracker.set_champion(version)
+    return f"models:/price-alchemy@{CHAMPION_ALIAS}"
+
+
+@contextmanager
+def mlflow_models_serve(model_uri: str, root: Path) -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    mlflow = Path(sys.executable).with_name("mlflow")
+    command = [str(mlflow), "models", "serve", "-m", model_uri, "--env-manager", "local"]
+    # it runs `uvicorn` from PATH: this interpreter's
+    path = f"{mlflow.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "PATH": path}
+    with open(root / "mlflow-serve.log", "w") as log:
+        process = subprocess.Popen(
+            [*command, "-h", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"mlflow models serve did not start:\n{(root / 'mlflow-serve.log').read_text()[-3000:]}"
+                )
+            time.sleep(1)
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=60)
+
+
+CONNECTIONS = 32
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--baseline", default=BASELINE, help="git revision whose code and model are the baseline")
+    parser.add_argument("--paced-seconds", type=int, default=30)
+    parser.add_argument("--baseline", help=f"a git revision whose code and model also serve (e.g. {BASELINE})")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     for tool in ("wrk", "hey"):
         if not shutil.which(tool):
             sys.exit(f"{tool} not found: apt-get install wrk hey (Debian's packages)")
-    with tempfile.TemporaryDirectory(prefix="price-alchemy-service-bench-") as folder:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="price-alchemy-service-bench-") as folder, ExitStack() as stack:
         root = Path(folder)
-        try:
+        if args.baseline:
             worktree, baseline_described = baseline_champion(args.baseline, root)
-            _, described = champion_into(FolderModelStore(root / "store"))
-            bodies = request_bodies(2_000)
-            wrk_script(bodies, root / "predict.lua")
-            (root / "new").mkdir()
-            (root / "old").mkdir()
-            with (
-                running_service(root / "store", root / "new", reload_seconds=2.0) as new,
-                running_service(
-                    root / "baseline-store", root / "old", reload_seconds=2.0, extra_env={"PYTHONPATH": str(worktree)}
-                ) as old,
-                new.client() as new_client,
-                old.client() as old_client,
-            ):
-                services = {f"baseline {args.baseline}": (old, old_client), "this checkout": (new, new_client)}
-                for _, client in services.values():
-                    for body in bodies[:200]:
-                        client.post("/predict", json=body).raise_for_status()
-                rows = []
-                for round_number in (1, 2):
-                    for name, (service, client) in services.items():
-                        row = measure(name, service, client, bodies, root, args.seconds, args.connections)
-                        rows.append({"round": round_number, **row})
-                        print(rows[-1], flush=True)
-                memory = {name: rss_mb(service.process.pid) for name, (service, _) in services.items()}
-        finally:
-            subprocess.run(
-                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(root / "baseline-source")],
+            stack.callback(
+                subprocess.run,
+                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)],
                 capture_output=True,
             )
+        record, described = champion_into(FolderModelStore(root / "store"))
+        model_uri = register_in_mlflow(Path(record.model_path), root)
+        bodies = request_bodies(2_000)
+        wrk_script(bodies, root / "predict.lua")
+        wrk_script([as_mlflow_input(body) for body in bodies], root / "mlflow.lua")
+        for name in ("new", "old"):
+            (root / name).mkdir()
+        services = {"price-alchemy serve": stack.enter_context(running_service(root / "store", root / "new", 2.0))}
+        if args.baseline:
+            services[f"baseline {args.baseline}"] = stack.enter_context(
+                running_service(root / "baseline-store", root / "old", 2.0, extra_env={"PYTHONPATH": str(worktree)})
+            )
+        mlflow_url = stack.enter_context(mlflow_models_serve(model_uri, root))
+        clients = {name: stack.enter_context(service.client()) for name, service in services.items()}
+        for client in clients.values():
+            for body in bodies[:200]:
+                client.post("/predict", json=body).raise_for_status()
+        for body in bodies[:50]:
+            httpx.post(f"{mlflow_url}/invocations", json=as_mlflow_input(body), timeout=30).raise_for_status()
+        for round_number in (1, 2):
+            for name, service in services.items():
+                row = measure(service, clients[name], bodies, root, args.seconds, args.paced_seconds)
+                rows.append({"round": round_number, "server": name, **row})
+                print(rows[-1], flush=True)
+            rows.append(
+                {
+                    "round": round_number,
+                    "server": "mlflow models serve",
+                    **measure_mlflow(mlflow_url, bodies, root, args.seconds),
+                }
+            )
+            print(rows[-1], flush=True)
+        memory = {
+            name: (*rss_mb(service.process.pid), children_rss_mb(service.process.pid))
+            for name, service in services.items()
+        }
     table = pd.DataFrame(rows)
-    by_model = table.groupby("model", sort=False)[["lone /predict p50 ms", "batch 1,000 median ms"]].median()
+    ours = table[table["server"] == "price-alchemy serve"].set_index("round")
+    peer = table[table["server"] == "mlflow models serve"].set_index("round")
+    objective = pd.DataFrame(
+        {
+            "lone p50 ms (<= 5)": ours["lone p50 ms"],
+            "paced p99 ms (<= 20)": ours["paced p99 ms"],
+            "paced errors (0)": ours["errors"],
+            "share of /health (>= 0.40)": ours["share of /health"],
+            "x mlflow models serve (>= 5)": ours["closed-loop req/s"] / peer["closed-loop req/s"],
+            "batch 1,000 ms (<= 150)": ours["batch 1,000 median ms"],
+        }
+    )
     report = (
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `.venv/bin/python benchmarks/service.py "
-        f"--baseline {args.baseline} --output docs/benchmarks/service.md` on 2 cores, both services on "
-        f"loopback, measurements alternating between them. Baseline: {baseline_described}. "
-        f"This checkout: {described}. hey: 1 worker at 20 requests/s for {args.seconds} s; wrk: 1 thread, "
-        f"{args.connections} connections, {args.seconds} s per route.\n\n"
+        f"{'--baseline ' + args.baseline + ' ' if args.baseline else ''}--output docs/benchmarks/service.md` "
+        f"on 2 cores, every server on loopback beside the load generators, measured in turn, two rounds. "
+        f"Model: {described}"
+        + (f"; baseline: {baseline_described}" if args.baseline else "")
+        + f". lone: hey 1 worker x 20 requests/s, {args.seconds} s; paced: hey 32 workers x 10 requests/s, "
+        f"{args.paced_seconds} s; closed loop: wrk 1 thread, {CONNECTIONS} connections, {args.seconds} s.\n\n"
         + table.to_markdown(index=False, floatfmt=".2f")
-        + "\n\nMedians of the two rounds:\n\n"
-        + by_model.to_markdown(floatfmt=".1f")
+        + "\n\nThe objective, per round:\n\n"
+        + objective.to_markdown(floatfmt=".2f")
         + "\n\nService RSS after the runs: "
-        + ", ".join(f"{name} {rss:.0f} MB (peak {peak:.0f} MB)" for name, (rss, peak) in memory.items())
-        + ".\n\nTargets: a lone /predict no slower than the baseline's; a 1,000-listing batch <= 150 ms.\n"
+        + ", ".join(
+            f"{name} {rss:.0f} MB (peak {peak:.0f} MB), its explanation process {children:.0f} MB"
+            for name, (rss, peak, children) in memory.items()
+        )
+        + ".\n"
     )
     print(report)
     if args.output:

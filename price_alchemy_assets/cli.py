@@ -332,12 +332,17 @@ def serve(host, port) -> None:
     """Serve the champion over HTTP: the API, the seller page at / and the OpenAPI schema at /schema."""
     import uvicorn
 
+    from price_alchemy_assets.service.app import ServiceSettings
+    from price_alchemy_assets.service.slow_clients import with_head_deadline
+
+    client_timeout = ServiceSettings.from_env().client_timeout_seconds
     click.echo(f"Price Alchemy service on http://{host}:{port} (seller page at /, OpenAPI at /schema)")
     uvicorn.run(
         "price_alchemy_assets.service.app:asgi_app",
         factory=True,
         host=host,
         port=port,
+        http=with_head_deadline(client_timeout),
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=20,

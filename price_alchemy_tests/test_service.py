@@ -8,7 +8,9 @@ import json
 import os
 import re
 import shutil
+import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import threading
@@ -46,9 +48,17 @@ def store(tmp_path_factory) -> FolderModelStore:
     return store
 
 
+CLIENT_TIMEOUT_SECONDS = 2
+EXPLAIN_QUEUE = 2
+
+
 @pytest.fixture(scope="module")
 def service(store, tmp_path_factory):
-    with running_service(store.root, tmp_path_factory.mktemp("service")) as running:
+    settings = {
+        "PRICE_ALCHEMY_CLIENT_TIMEOUT_SECONDS": str(CLIENT_TIMEOUT_SECONDS),
+        "PRICE_ALCHEMY_EXPLAIN_QUEUE": str(EXPLAIN_QUEUE),
+    }
+    with running_service(store.root, tmp_path_factory.mktemp("service"), extra_env=settings) as running:
         yield running
 
 
@@ -143,6 +153,8 @@ BAD_REQUESTS = [
     ({**LISTING, "item_condition_id": 6}, "item_condition_id"),
     ({**LISTING, "item_condition_id": "new"}, "item_condition_id"),
     ({**LISTING, "item_condition_id": 2.5}, "item_condition_id"),
+    ({**LISTING, "item_condition_id": "3"}, "item_condition_id"),  # no coercion from strings
+    ({**LISTING, "shipping": "1"}, "shipping"),
     ({**LISTING, "shipping": 2}, "shipping"),
     ({**LISTING, "shipping": True}, "shipping"),
     ({**LISTING, "item_description": "x" * 10_001}, "item_description"),
@@ -159,6 +171,78 @@ def test_bad_listing_is_a_400_naming_the_field(service, body, field):
             response = client.post(route, json=payload)
             assert response.status_code == 400, (route, response.text)
             assert field in response.text, (route, response.text)
+
+
+MALFORMED_BODIES = [
+    (b'{"name":"\xff\xfe","item_condition_id":1,"shipping":1}', "body: not UTF-8: byte 0xff at offset 9"),
+    (b"[" * 1000 + b"]" * 1000, "body: JSON nested too deeply"),
+    (b'{"name":' * 1000 + b'"x"' + b"}" * 1000, "body: JSON nested too deeply"),
+    (b'{"name":"\\ud800","item_condition_id":1,"shipping":1}', "body: not valid JSON"),  # a lone surrogate
+    (b"{not json", "body: not valid JSON"),
+    (b"", "body: not valid JSON"),
+    (b"[]", "body: Expected `object`, got `array`"),
+]
+
+
+@pytest.mark.parametrize(("body", "problem"), MALFORMED_BODIES, ids=[p for _, p in MALFORMED_BODIES])
+def test_a_malformed_body_is_a_400_naming_the_problem(service, body, problem):
+    with service.client() as client:
+        for route in ("/predict", "/predict/batch", "/predict/explain"):
+            response = client.post(route, content=body, headers={"content-type": "application/json"})
+            assert response.status_code == 400, (route, response.text)
+            assert response.json()["detail"].startswith(problem), (route, response.text)
+
+
+def test_whole_numbers_are_integers_as_json_schema_says(service):
+    with service.client() as client:
+        as_float = client.post("/predict", json={**LISTING, "item_condition_id": 2.0, "shipping": 1.0})
+        assert as_float.status_code == 200 and as_float.json() == client.post("/predict", json=LISTING).json()
+
+
+def test_a_slow_client_is_answered_408_and_let_go(service):
+    """uvicorn alone waits for ever for a request head, and Litestar for a body."""
+    host, port = service.url.removeprefix("http://").split(":")
+    head = b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+    for sent, answer in (
+        (b"", b"the request head did not arrive in time"),
+        (head, b"the request head did not arrive in time"),
+        (head + b"content-length: 100\r\n\r\n" + b'{"name": ', b"the request body did not arrive within 2 s"),
+    ):
+        with socket.create_connection((host, int(port))) as connection:
+            connection.sendall(sent)
+            connection.settimeout(CLIENT_TIMEOUT_SECONDS * 5)
+            started, received = time.monotonic(), b""
+            while chunk := connection.recv(65536):  # read until the service closes the connection
+                received += chunk
+            waited = time.monotonic() - started
+        assert received.startswith(b"HTTP/1.1 408 "), received
+        assert answer in received and waited >= CLIENT_TIMEOUT_SECONDS * 0.9, (received, waited)
+    with service.client() as client:
+        assert client.get("/health").json()["status"] == "ok"
+        metrics = client.get("/metrics").text
+        assert 'price_alchemy_requests_total{method="POST",route="/predict",status_code="408"}' in metrics
+
+
+def test_an_unexpected_error_is_logged_with_its_stack_trace():
+    """A 500 is never silent: one ECS line with error.type, message and stack trace."""
+    program = """
+import time
+from price_alchemy_assets.service.app import log_server_error
+from price_alchemy_assets.service.observability import start_ecs_logging
+listener = start_ecs_logging()
+def explode():
+    raise KeyError("the bug")
+try:
+    explode()
+except KeyError as error:
+    log_server_error(error, {"method": "POST", "path": "/predict"})
+listener.stop()
+"""
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    [line] = [json.loads(x) for x in result.stdout.splitlines()]
+    assert line["log.level"] == "error" and line["message"] == "POST /predict failed"
+    assert line["error"]["type"] == "KeyError" and line["error"]["message"] == "'the bug'"
+    assert "line 7, in explode\nKeyError: 'the bug'" in line["error"]["stack_trace"]
 
 
 def test_bad_batches_and_bodies_are_4xx(service):
@@ -189,6 +273,61 @@ def test_head_answers_wherever_get_does(service):
         assert client.head("/predict").status_code == 405  # POST only
         metrics = client.get("/metrics").text
         assert 'price_alchemy_requests_total{method="HEAD",route="/health",status_code="200"}' in metrics
+
+
+EXPLAIN_CLIENTS = """
+import collections, json, sys, threading, time, httpx
+url, listing, clients = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+answers = collections.Counter()
+def explain_for_ever():
+    with httpx.Client(base_url=url, timeout=30) as client:
+        while True:
+            response = client.post("/predict/explain", json=listing)
+            answers[(response.status_code, response.headers.get("retry-after"))] += 1
+            time.sleep(float(response.headers.get("retry-after", 0)))  # as a well-behaved client does
+for _ in range(clients):
+    threading.Thread(target=explain_for_ever, daemon=True).start()
+sys.stdin.read()  # until the test closes our stdin
+print(json.dumps([[*key, count] for key, count in answers.items()]))
+"""
+
+
+def predict_median_ms(client: httpx.Client, requests: int = 150) -> float:
+    """One seller at a time, 100 a second: latency below capacity, as sellers meet it."""
+    took = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        assert client.post("/predict", json=LISTING).status_code == 200
+        took.append(time.perf_counter() - started)
+        time.sleep(0.01)
+    return statistics.median(took) * 1000
+
+
+def test_explanations_never_hold_up_a_price(service):
+    """Explanations run in their own low-priority process behind a bounded queue: with more
+    clients explaining than the queue holds, /predict keeps its quiet latency (the issue's
+    measure: within 2x) and the extra explanations are a 503 with Retry-After (which these
+    clients honour; a client that ignores it is a flood, for a rate limiter in front)."""
+    with service.client() as client:
+        quiet = predict_median_ms(client)
+        explaining = subprocess.Popen(
+            [sys.executable, "-c", EXPLAIN_CLIENTS, service.url, json.dumps(LISTING), str(EXPLAIN_QUEUE + 4)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(1)
+            loaded = predict_median_ms(client)
+        finally:
+            answers, _ = explaining.communicate("", timeout=60)
+        after = client.post("/predict/explain", json=LISTING)
+    counts = {(status, retry_after): count for status, retry_after, count in json.loads(answers)}
+    assert set(counts) == {(200, None), (503, "1")}, counts  # explained, or told to come back in a second
+    assert counts[(200, None)] > 20
+    assert loaded <= 2 * quiet, f"/predict median {loaded:.1f} ms while explaining vs {quiet:.1f} ms quiet"
+    assert after.status_code == 200
+    assert_explanation_adds_up(after.json())
 
 
 def test_admin_reload_needs_the_token(service):
@@ -350,7 +489,9 @@ def test_seller_page_in_headless_chromium(service):
         browser.close()
 
 
-def test_schemathesis_finds_no_server_error(service, tmp_path):
+def test_schemathesis_finds_nothing_with_every_check(service, tmp_path):
+    """Every check: no 5xx, answers and content types as documented (400, 401, 403, 408, 413, 503
+    included), schema-valid requests accepted and invalid ones refused, auth enforced."""
     schemathesis = Path(sys.executable).with_name("schemathesis")
     result = subprocess.run(
         [
@@ -358,7 +499,9 @@ def test_schemathesis_finds_no_server_error(service, tmp_path):
             "run",
             f"{service.url}/schema/openapi.json",
             "--checks",
-            "not_a_server_error",
+            "all",
+            "--header",
+            f"Authorization: Bearer {ADMIN_TOKEN}",
             "--max-examples",
             "40",
             "--generation-deterministic",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import itertools
+import logging
 import os
 import time
 import uuid
@@ -19,23 +20,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
-import pandas as pd
+import numpy as np
 from litestar import Litestar, Request, Response, get, post
 from litestar.di import Provide
 from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
     PermissionDeniedException,
+    ServiceUnavailableException,
     ValidationException,
 )
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi import OpenAPIConfig
-from litestar.plugins.prometheus import PrometheusController
-from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.status_codes import HTTP_200_OK
+from litestar.types import Scope
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from price_alchemy_assets import __version__, settings
 from price_alchemy_assets.model.bundle import limit_blas_threads
+from price_alchemy_assets.model.explain import PriceExplainer, PriceExplanation
 from price_alchemy_assets.service.batching import InferenceBatcher
 from price_alchemy_assets.service.champion import ChampionWatcher, ServedModel
+from price_alchemy_assets.service.explaining import ExplanationWorker
 from price_alchemy_assets.service.observability import (
     MODEL_RELOADS,
     PREDICTION_LOG_PENDING,
@@ -45,6 +52,12 @@ from price_alchemy_assets.service.observability import (
     start_ecs_logging,
 )
 from price_alchemy_assets.service.prediction_log import LoggedRequest, PredictionLog
+from price_alchemy_assets.service.request_body import (
+    ClosedStructSchemaPlugin,
+    RequestTimeout,
+    rejected,
+    strict_json_bodies,
+)
 from price_alchemy_assets.service.schemas import (
     ExplainedSuggestion,
     Health,
@@ -59,6 +72,7 @@ from price_alchemy_assets.service.schemas import (
 )
 
 SELLER_PAGE = Path(__file__).with_name("seller_page.html")
+log = logging.getLogger(__name__)
 
 
 def _env_float(name: str, default: float) -> float:
@@ -72,12 +86,16 @@ class ServiceSettings:
     admin_token: str | None = None
     reload_seconds: float = 2.0
     max_batch: int = 1000
+    client_timeout_seconds: float = 15.0
+    explain_queue: int = 4
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
         """PRICE_ALCHEMY_MODEL_STORE (else the data dir's), PRICE_ALCHEMY_PREDICTION_LOG (an SQLAlchemy
         URL; else an SQLite file in the data dir), PRICE_ALCHEMY_ADMIN_TOKEN, PRICE_ALCHEMY_RELOAD_SECONDS,
-        PRICE_ALCHEMY_MAX_BATCH."""
+        PRICE_ALCHEMY_MAX_BATCH, PRICE_ALCHEMY_CLIENT_TIMEOUT_SECONDS (the time a client has to send a
+        request's head, and again its body), PRICE_ALCHEMY_EXPLAIN_QUEUE (explanations waiting or
+        running before the next is a 503)."""
         from price_alchemy_assets.resources import model_store_from_env
 
         return cls(
@@ -86,20 +104,22 @@ class ServiceSettings:
             admin_token=os.environ.get("PRICE_ALCHEMY_ADMIN_TOKEN") or None,
             reload_seconds=_env_float("PRICE_ALCHEMY_RELOAD_SECONDS", 2.0),
             max_batch=int(_env_float("PRICE_ALCHEMY_MAX_BATCH", 1000)),
+            client_timeout_seconds=_env_float("PRICE_ALCHEMY_CLIENT_TIMEOUT_SECONDS", 15.0),
+            explain_queue=int(_env_float("PRICE_ALCHEMY_EXPLAIN_QUEUE", 4)),
         )
 
 
 class PriceService:
-    """What the handlers share: the champion, the inference batcher and the prediction log."""
+    """What the handlers share: the champion, the inference batcher, the explanation process and
+    the prediction log."""
 
     def __init__(self, config: ServiceSettings) -> None:
         from price_alchemy_assets.resources import model_store_from_env
 
         self.config = config
+        self.explanations = ExplanationWorker(config.explain_queue)
         self.champion = ChampionWatcher(
-            model_store_from_env(config.model_store),
-            config.reload_seconds,
-            on_outcome=lambda o: MODEL_RELOADS.labels(o).inc(),
+            model_store_from_env(config.model_store), config.reload_seconds, on_outcome=self._reloaded
         )
         self.batcher = InferenceBatcher(lambda: self.champion.current)
         self.prediction_log = PredictionLog(config.prediction_log_url)
@@ -114,13 +134,18 @@ class PriceService:
     async def stop(self) -> None:
         await self.batcher.stop()
         self.champion.stop()
+        self.explanations.stop()
         self.prediction_log.close()
+
+    def _reloaded(self, outcome: str) -> None:
+        MODEL_RELOADS.labels(outcome).inc()
+        if outcome == "loaded":
+            self.explanations.load(self.champion.current.bundle_dir)
 
     def served(self) -> ServedModel:
         served = self.champion.current
         if served is None:
-            raise HTTPException(
-                status_code=HTTP_503_SERVICE_UNAVAILABLE,
+            raise ServiceUnavailableException(
                 detail=f"no champion loaded yet ({self.champion.last_error}); run `price-alchemy train`",
             )
         return served
@@ -130,16 +155,26 @@ class PriceService:
         self.served()
         started = time.perf_counter()
         predicted, version = await self.batcher.predict(records)
+        return self._answered(records, predicted, version, route, started), version
+
+    async def explain(self, record: dict) -> tuple[PriceSuggestion, PriceExplanation, ServedModel]:
+        """The price, its range and why, all from the explanation process (one model, one call), so
+        an explanation adds nothing to the inference thread that prices every other request."""
+        with self.explanations.place():  # refused before anything is priced or logged
+            served = self.served()
+            started = time.perf_counter()
+            predicted, explanation = await self.explanations.explain(served.bundle_dir, record)
+        [suggestion] = self._answered([record], predicted[None], served.version, "predict_explain", started)
+        return suggestion, explanation, served
+
+    def _answered(
+        self, records: list[dict], predicted: np.ndarray, version: str, route: str, started: float
+    ) -> list[PriceSuggestion]:
+        """Prices (PRICE_COLUMNS rows) as suggestions, recorded in the prediction log and the metrics."""
         latency_ms = (time.perf_counter() - started) * 1000
         suggestions = [
             PriceSuggestion(round(p, 2), round(low, 2), round(high, 2), version) for p, low, high in predicted.tolist()
         ]
-        self._record(records, suggestions, route, version, latency_ms)
-        return suggestions, version
-
-    def _record(
-        self, records: list[dict], suggestions: list[PriceSuggestion], route: str, version: str, latency_ms: float
-    ) -> None:
         request_id = f"{self.instance_id}-{next(self.request_numbers)}"
         prices = [(s.price, s.price_low, s.price_high) for s in suggestions]
         self.prediction_log.append(
@@ -148,43 +183,47 @@ class PriceService:
         PREDICTIONS.labels(version).inc(len(suggestions))
         for suggestion in suggestions:
             SUGGESTED_PRICE.observe(suggestion.price)
+        return suggestions
 
 
 def listing_records(listings: list[Listing]) -> list[dict]:
-    """Plain dicts for the model and the prediction log; a blank name is a 400 like a schema error."""
-    for number, listing in enumerate(listings):
-        if not listing.name.strip():
-            where = "name" if len(listings) == 1 else f"listings[{number}].name"
-            raise ValidationException(
-                detail=f"{where}: must not be blank", extra=[{"key": where, "message": "must not be blank"}]
-            )
+    """Plain dicts for the model and the prediction log."""
     return [msgspec.structs.asdict(listing) for listing in listings]
 
 
-@post("/predict", summary="Suggest a price and its range for one listing", status_code=HTTP_200_OK)
+# what each route may answer besides 200, published in the OpenAPI schema (schemathesis holds us to it)
+LISTING_ERRORS = [ValidationException, RequestTimeout, RequestEntityTooLarge, ServiceUnavailableException]
+MODEL_ERRORS = [ServiceUnavailableException]
+ADMIN_ERRORS = [NotAuthorizedException, PermissionDeniedException]
+
+
+@post(
+    "/predict", summary="Suggest a price and its range for one listing", status_code=HTTP_200_OK, raises=LISTING_ERRORS
+)
 async def predict(data: Listing, service: PriceService) -> PriceSuggestion:
     suggestions, _ = await service.suggest(listing_records([data]), "predict")
     return suggestions[0]
 
 
-@post("/predict/batch", summary="Suggest prices for several listings", status_code=HTTP_200_OK)
+@post("/predict/batch", summary="Suggest prices for several listings", status_code=HTTP_200_OK, raises=LISTING_ERRORS)
 async def predict_batch(data: ListingBatch, service: PriceService) -> PriceSuggestions:
     if len(data.listings) > service.config.max_batch:
-        message = f"at most {service.config.max_batch} listings per batch, got {len(data.listings)}"
-        raise ValidationException(detail=f"listings: {message}", extra=[{"key": "listings", "message": message}])
+        raise rejected("listings", f"at most {service.config.max_batch} listings per batch, got {len(data.listings)}")
     suggestions, version = await service.suggest(listing_records(data.listings), "predict_batch")
     return PriceSuggestions(suggestions, version)
 
 
-@post("/predict/explain", summary="A suggestion with why: typical category price and price drivers", status_code=200)
+@post(
+    "/predict/explain",
+    summary="A suggestion with why: typical category price and price drivers",
+    status_code=HTTP_200_OK,
+    raises=LISTING_ERRORS,
+)
 async def predict_explain(data: Listing, service: PriceService) -> ExplainedSuggestion:
-    records = listing_records([data])
-    suggestions, _ = await service.suggest(records, "predict_explain")
-    served = service.served()
-    explanation = await service.batcher.run_in_inference_thread(served.explainer.explain, pd.DataFrame(records))
-    typical = served.explainer.typical_price(data.category_name)
+    suggestion, explanation, served = await service.explain(listing_records([data])[0])
+    typical = PriceExplainer(served.model).typical_price(data.category_name)
     return ExplainedSuggestion(
-        suggestions[0],
+        suggestion,
         TypicalPriceOut(typical.category, typical.listings, typical.p25, typical.median, typical.p75)
         if typical
         else None,
@@ -194,7 +233,7 @@ async def predict_explain(data: Listing, service: PriceService) -> ExplainedSugg
     )
 
 
-@get("/model", summary="The champion being served and where it came from")
+@get("/model", summary="The champion being served and where it came from", raises=MODEL_ERRORS)
 async def model_info(service: PriceService) -> ModelInfo:
     served = service.served()
     record = served.record
@@ -213,7 +252,7 @@ async def model_info(service: PriceService) -> ModelInfo:
     )
 
 
-@get("/categories", summary="Categories the champion has typical prices for")
+@get("/categories", summary="Categories the champion has typical prices for", raises=MODEL_ERRORS)
 async def categories(service: PriceService) -> list[str]:
     return sorted(key for key in service.served().model.category_prices if key.count("/") >= 2)
 
@@ -232,7 +271,11 @@ async def health(service: PriceService) -> Health:
     )
 
 
-@get("/ready", summary="200 once a champion is loaded, else 503")
+@get(
+    "/ready",
+    summary="200 once a champion is loaded, else 503",
+    responses={503: ResponseSpec(dict[str, bool | str | None], description="no champion loaded yet, and why")},
+)
 async def ready(service: PriceService) -> Response[dict]:
     current = service.champion.current
     if current is None:
@@ -240,7 +283,12 @@ async def ready(service: PriceService) -> Response[dict]:
     return Response({"ready": True, "model_version": current.version})
 
 
-@post("/admin/reload", summary="Load the champion now (needs the admin bearer token)", status_code=HTTP_200_OK)
+@post(
+    "/admin/reload",
+    summary="Load the champion now (needs the admin bearer token)",
+    status_code=HTTP_200_OK,
+    raises=ADMIN_ERRORS,
+)
 async def admin_reload(request: Request, service: PriceService) -> ReloadResult:
     token = service.config.admin_token
     if not token:
@@ -254,9 +302,22 @@ async def admin_reload(request: Request, service: PriceService) -> ReloadResult:
     return ReloadResult(current.version if current else None, changed, service.champion.last_error)
 
 
+# Litestar adds the charset itself
+@get("/metrics", summary="Prometheus metrics", media_type=CONTENT_TYPE_LATEST.replace("; charset=utf-8", ""))
+async def metrics() -> bytes:
+    return generate_latest()
+
+
 @get("/", include_in_schema=False, media_type="text/html")
 async def seller_page() -> str:
     return SELLER_PAGE.read_text()
+
+
+def log_server_error(error: Exception, scope: Scope) -> None:
+    """Every error that is not an answer (an HTTPException) is a 500: log it with its stack trace
+    (Litestar logs exceptions only in debug mode)."""
+    if not isinstance(error, HTTPException):
+        log.error("%s %s failed", scope["method"], scope["path"], exc_info=error)
 
 
 def create_app(config: ServiceSettings | None = None) -> Litestar:
@@ -273,12 +334,15 @@ def create_app(config: ServiceSettings | None = None) -> Litestar:
             health,
             ready,
             admin_reload,
-            PrometheusController,
+            metrics,
         ],
         dependencies={"service": Provide(lambda: service, use_cache=True, sync_to_thread=False)},
         on_startup=[service.start],
         on_shutdown=[service.stop],
         openapi_config=OpenAPIConfig(title="Price Alchemy", version=__version__, path="/schema"),
+        plugins=[ClosedStructSchemaPlugin()],
+        before_request=strict_json_bodies(config.client_timeout_seconds),
+        after_exception=[log_server_error],
         request_max_body_size=16 * 1024 * 1024,
     )
 

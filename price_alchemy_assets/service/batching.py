@@ -48,10 +48,6 @@ class InferenceBatcher:
         await self._queue.put(job)
         return await job.future
 
-    async def run_in_inference_thread(self, function: Callable, *args):
-        """Other model work (explanations) on the same thread, so it never races a batch."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
-
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:

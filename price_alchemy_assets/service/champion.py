@@ -13,11 +13,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from price_alchemy_assets.model.bundle import PriceModel
-from price_alchemy_assets.model.explain import PriceExplainer
 from price_alchemy_assets.model.store import ChampionRecord, ChampionUnreadable, ModelStore
 
 log = logging.getLogger(__name__)
@@ -28,11 +28,8 @@ class ServedModel:
     record: ChampionRecord
     model: PriceModel
     loaded_at: str
-    explainer: PriceExplainer = field(init=False)
-
-    def __post_init__(self) -> None:
-        # the explainer's tables are built here, on the loading thread, not on a seller's request
-        object.__setattr__(self, "explainer", PriceExplainer(self.model).prepare())
+    bundle_dir: Path
+    """The local folder it was loaded from (the explanation process loads it from there too)."""
 
     @property
     def version(self) -> str:
@@ -84,6 +81,7 @@ class ChampionWatcher:
             if record == self._failed_pointer and not force and waited < self.retry_failed_seconds:
                 return False
             try:
+                bundle_dir = self.store.bundle_dir(record.model_path)
                 model = self.store.load_bundle(record.model_path)
             except Exception as error:  # any unreadable bundle keeps the old model serving
                 self._failed_pointer, self._failed_at = record, time.monotonic()
@@ -91,7 +89,7 @@ class ChampionWatcher:
                 log.error(self.last_error)
                 self.on_outcome("failed")
                 return False
-            self.current = ServedModel(record, model, datetime.now(UTC).isoformat(timespec="seconds"))
+            self.current = ServedModel(record, model, datetime.now(UTC).isoformat(timespec="seconds"), bundle_dir)
             # the model's hundreds of thousands of objects live as long as it serves: keep them out of
             # the cyclic collector's full passes, which would otherwise stall requests for tens of ms
             gc.collect()

@@ -16,6 +16,7 @@ import logging.handlers
 import queue
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -56,9 +57,23 @@ class EcsJsonFormatter(logging.Formatter):
             "process": {"pid": record.process},
         }
         document.update(getattr(record, "ecs", {}))
-        if record.exc_info:
-            document["error"] = {"message": str(record.exc_info[1]), "type": record.exc_info[0].__name__}
         return json.dumps(document, default=str)
+
+
+class _EcsQueueHandler(logging.handlers.QueueHandler):
+    """Puts a record's exception in ECS `error` (with its stack trace) before the queue, which
+    would otherwise fold it into the message."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if record.exc_info:
+            kind, error, trace = record.exc_info
+            stack = "".join(traceback.format_exception(kind, error, trace))
+            record.ecs = {
+                **getattr(record, "ecs", {}),
+                "error": {"type": kind.__name__, "message": str(error), "stack_trace": stack},
+            }
+            record.exc_info, record.exc_text = None, None
+        return super().prepare(record)
 
 
 class _LinesToStdout(logging.StreamHandler):
@@ -95,7 +110,7 @@ def start_ecs_logging(level: int = logging.INFO) -> logging.handlers.QueueListen
     listener.start()
     for name in ("price_alchemy", "price_alchemy_assets", "uvicorn.error"):
         logger = logging.getLogger(name)
-        logger.handlers = [logging.handlers.QueueHandler(records)]
+        logger.handlers = [_EcsQueueHandler(records)]
         logger.setLevel(level)
         logger.propagate = False
     return listener

@@ -1,6 +1,6 @@
-"""What the service accepts and answers, as msgspec structs: Litestar validates requests against
-them (unknown fields, wrong types and out-of-range values are a 400 naming the field) and
-publishes them in the OpenAPI schema."""
+"""What the service accepts and answers, as msgspec structs: requests are decoded strictly against
+them (request_body.py: unknown fields, wrong types, blank titles and out-of-range values are a
+400 naming the field) and Litestar publishes them in the OpenAPI schema."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ MAX_NAME_CHARS = 200
 MAX_CATEGORY_CHARS = 200
 MAX_BRAND_CHARS = 100
 MAX_DESCRIPTION_CHARS = 10_000
+NOT_BLANK = r"\S"
+"""A title needs one character that is not white space (msgspec searches the pattern)."""
 
 
 class Listing(msgspec.Struct, forbid_unknown_fields=True):
     """One listing, as a seller enters it."""
 
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS, description="listing title")]
+    name: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS, pattern=NOT_BLANK, description="listing title")
+    ]
     item_condition_id: Annotated[int, msgspec.Meta(ge=1, le=5, description="1 = new ... 5 = poor")]
     shipping: Annotated[int, msgspec.Meta(ge=0, le=1, description="1 = seller pays shipping, 0 = buyer pays")]
     category_name: (
