@@ -441,12 +441,37 @@ def test_prediction_log_holds_every_request_after_a_clean_shutdown(store, tmp_pa
         assert client.post("/predict", json={**LISTING, "shipping": 3}).status_code == 400
         reader = sqlite3.connect(service.prediction_log)  # a concurrent reader while the service writes
         reader.execute("SELECT count(*) FROM predictions").fetchone()
+        children = child_processes(service.process.pid)  # the explanation process (and multiprocessing's tracker)
         assert stop_service(service.process) == 0
+        wait_for(lambda: not any(map(running, children)), what="children to exit")
     rows = reader.execute("SELECT route, model_version, latency_ms, name, shipping, price FROM predictions").fetchall()
     reader.close()
     routes = [row[0] for row in rows]
     assert len(rows) == 66 and routes.count("predict") == 40 and routes.count("predict_batch") == 25
     assert all(row[2] > 0 and row[3] == LISTING["name"] and row[4] == 1 and row[5] > 0 for row in rows)
+
+
+def child_processes(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped (whoever adopted an orphan may be slow to)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def test_the_explanation_process_goes_with_a_killed_service(store, tmp_path):
+    """SIGKILL (an out-of-memory kill) gives the service no chance to stop its child: the child goes by itself."""
+    with running_service(store.root, tmp_path) as service, service.client() as client:
+        assert client.post("/predict/explain", json=LISTING).status_code == 200
+        children = child_processes(service.process.pid)
+        assert children
+        service.process.kill()
+        service.process.wait()
+        wait_for(lambda: not any(map(running, children)), what="the orphaned children to exit")
 
 
 def test_seller_page_in_headless_chromium(service):

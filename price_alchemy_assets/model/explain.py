@@ -133,7 +133,7 @@ def _field_label(column: str, fields: _Listing) -> str:
 
 
 class PriceExplainer:
-    """Built once per model (a service builds it when it loads the champion)."""
+    """Built once per model (the service's explanation process builds it when a champion arrives)."""
 
     def __init__(self, model: PriceModel):
         self.model = model
@@ -200,13 +200,14 @@ class PriceExplainer:
         column = next((column for column in _ONEHOT_COLUMNS if term.startswith(f"{column}_")), term)
         return [(_field_label(column, fields), 1.0)]
 
-    def typical_price(self, category_name: str | None) -> TypicalPrice | None:
-        """The most specific category (or prefix of it) with enough training listings, else all."""
-        prices = self.model.category_prices
-        parts = (category_name or "").split("/")
-        for depth in range(len(parts), -1, -1):
-            key = "/".join(parts[:depth]) if depth else "*"
-            if key in prices:
-                stats = prices[key]
-                return TypicalPrice(key, stats["listings"], stats["p25"], stats["median"], stats["p75"])
-        return None
+
+def typical_price(model: PriceModel, category_name: str | None) -> TypicalPrice | None:
+    """The most specific category (or prefix of it) with enough training listings, else all."""
+    prices = model.category_prices
+    parts = (category_name or "").split("/")
+    for depth in range(len(parts), -1, -1):
+        key = "/".join(parts[:depth]) if depth else "*"
+        if key in prices:
+            stats = prices[key]
+            return TypicalPrice(key, stats["listings"], stats["p25"], stats["median"], stats["p75"])
+    return None

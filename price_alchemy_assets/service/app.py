@@ -39,7 +39,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from price_alchemy_assets import __version__, settings
 from price_alchemy_assets.model.bundle import limit_blas_threads
-from price_alchemy_assets.model.explain import PriceExplainer, PriceExplanation
+from price_alchemy_assets.model.explain import PriceExplanation, typical_price
 from price_alchemy_assets.service.batching import InferenceBatcher
 from price_alchemy_assets.service.champion import ChampionWatcher, ServedModel
 from price_alchemy_assets.service.explaining import ExplanationWorker
@@ -221,7 +221,7 @@ async def predict_batch(data: ListingBatch, service: PriceService) -> PriceSugge
 )
 async def predict_explain(data: Listing, service: PriceService) -> ExplainedSuggestion:
     suggestion, explanation, served = await service.explain(listing_records([data])[0])
-    typical = PriceExplainer(served.model).typical_price(data.category_name)
+    typical = typical_price(served.model, data.category_name)
     return ExplainedSuggestion(
         suggestion,
         TypicalPriceOut(typical.category, typical.listings, typical.p25, typical.median, typical.p75)

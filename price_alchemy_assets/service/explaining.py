@@ -15,6 +15,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -87,6 +89,14 @@ def _worker_started() -> None:
     os.nice(19)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the service stops us
     limit_blas_threads()
+    threading.Thread(target=_exit_with_the_service, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_the_service(service_pid: int) -> None:
+    """A service killed outright (SIGKILL, out of memory) cannot stop us: go when it is gone."""
+    while os.getppid() == service_pid:
+        time.sleep(1)
+    os._exit(0)
 
 
 def _explainer(bundle_dir: str) -> PriceExplainer:
