@@ -390,7 +390,7 @@ def main() -> None:
             f"{name} {rss:.0f} MB (peak {peak:.0f} MB), its explanation process {children:.0f} MB"
             for name, (rss, peak, children) in memory.items()
         )
-        + ".\n"
+        + ".\n\nWhere the time goes, and what was tried: [README.md](README.md), The prediction service.\n"
     )
     print(report)
     if args.output:
