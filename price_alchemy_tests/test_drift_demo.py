@@ -15,26 +15,26 @@ import pytest
 from .serving import group_gone
 
 REPO = Path(__file__).resolve().parents[1]
+DEMO_TIMEOUT_SECONDS = 780
+
+
+def _text(output: bytes | str) -> str:
+    return output.decode(errors="replace") if isinstance(output, bytes) else output
 
 
 @pytest.mark.slow
 def test_drifted_batch_retrains_promotes_and_reaches_the_service(tmp_path):
     summary_path = tmp_path / "summary.json"
     args = ["--workdir", str(tmp_path / "demo"), "--rows", "3000", "--batch-rows", "1500", "--max-evals", "2"]
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "drift_demo.py"),
-            *args,
-            "--tick-seconds",
-            "5",
-            "--summary",
-            str(summary_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    command = [sys.executable, str(REPO / "scripts" / "drift_demo.py"), *args, "--tick-seconds", "5"]
+    try:
+        # below pytest's own 900 s, so a stuck demo fails here with its output rather than in pytest's dump
+        done = subprocess.run(
+            [*command, "--summary", str(summary_path)], capture_output=True, text=True, timeout=DEMO_TIMEOUT_SECONDS
+        )
+    except subprocess.TimeoutExpired as stuck:
+        tails = [(stream or b"")[-3000:] for stream in (stuck.stdout, stuck.stderr)]
+        pytest.fail(f"the drift demo ran over {DEMO_TIMEOUT_SECONDS} s:\n" + "\n".join(map(_text, tails)))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads(summary_path.read_text())
     calm = summary["in_distribution_tick"]

@@ -5,7 +5,6 @@ traffic, no repeat after it, and every evaluation recorded as a drift_report mat
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -18,7 +17,7 @@ from price_alchemy_assets.resources import DriftMonitorResource, PredictionLogRe
 from price_alchemy_assets.sensors.drift import DRIFT_REPORT, LIVE_TRAFFIC, NEW_LISTINGS, listings_drift_sensor
 
 from .platform_run import run_all
-from .serving import free_port, running_service
+from .serving import free_port, running_service, wait_for
 
 
 def tick(instance, resources, cursor=None):
@@ -120,16 +119,21 @@ def test_drifted_live_traffic_triggers_retraining_once_per_champion(platform):
             with service.client() as client:
                 client.post("/predict/batch", json={"listings": bodies}).raise_for_status()
 
+        def logged(rows: int) -> None:
+            """Until the service's prediction log holds `rows` (its writer works in the background)."""
+            with service.client() as client:
+                wait_for(lambda: client.get("/health").json()["prediction_log"]["written"] >= rows, what="the log")
+
         with running_service(tmp_path / "store", tmp_path, extra_env={"PRICE_ALCHEMY_MAX_BATCH": "1000"}) as service:
             sellers_ask(800, seed=21)
-            time.sleep(1.5)  # the log is written within a second
+            logged(800)
             quiet = tick(instance, resources)
             assert not quiet.run_requests, quiet.skip_reason
             traffic = report_of(quiet, LIVE_TRAFFIC)
             assert traffic["new_listings"] == 800 and not traffic["drifted"] and traffic["oov_rate"] < 0.05
 
             sellers_ask(800, seed=22, drift=DriftKind.NEW_CATEGORIES)
-            time.sleep(1.5)
+            logged(1_600)
             drifted = tick(instance, resources)
         (request,) = drifted.run_requests
         assert request.tags["price_alchemy/trigger"] == "traffic_drift"

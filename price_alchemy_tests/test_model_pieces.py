@@ -88,6 +88,15 @@ def test_price_metrics_on_known_values():
     assert metrics["coverage"] == 0.5 and metrics["median_width"] == 7.5
     assert rmsle([np.e - 1], [0]) == pytest.approx(1.0)
 
+    # imperfect, worked by hand: log1p residuals are ln2, -ln2, ln2 (1 vs 0, 3 vs 7, 7 vs 3)
+    worked = price_metrics([1, 3, 7], [0, 7, 3], low=[0, 2, 8], high=[2, 3, 9])
+    assert worked["rmsle"] == pytest.approx(np.log(2))
+    assert worked["rmse"] == pytest.approx(np.sqrt((1 + 16 + 16) / 3)) and worked["mae"] == pytest.approx(3)
+    # log actuals ln2, ln4, ln8 around their mean ln4: total 2 ln2^2, residual 3 ln2^2
+    assert worked["r2_log"] == pytest.approx(-0.5)
+    assert worked["coverage"] == pytest.approx(2 / 3) and worked["median_width"] == 1  # 3 in [2, 3]; 7 not in [8, 9]
+    assert rmsle([1], [-5]) == pytest.approx(np.log(2))  # a negative price counts as $0
+
 
 def test_featurizer_lookup_matches_the_fitted_encoder_and_rows_featurize_alone_as_in_a_batch():
     featurizer = ListingFeaturizer().fit(market(3_000, seed=2))

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.monitoring.profile import ListingsProfile
 from price_alchemy_assets.monitoring.traffic import PredictionLogReader
-from price_alchemy_assets.service.prediction_log import LoggedRequest, PredictionLog, predictions
+from price_alchemy_assets.service.prediction_log import LOGGED_COLUMNS, LoggedRequest, PredictionLog, predictions
 
 from .serving import free_port
 from .test_model_pieces import market
@@ -32,16 +32,16 @@ def logged(count: int, start: int = 0) -> LoggedRequest:
         }
         for i in range(count)
     ]
-    return LoggedRequest(
-        datetime.now(UTC), f"r{start}", "predict_batch", "v1", 1.5, listings, [(10.0, 5.0, 20.0)] * count
-    )
+    prices = [(10.0 + i, 5.0 + i / 2, 20.0 + 2 * i) for i in range(start, start + count)]
+    version = f"v{start % 3}"
+    return LoggedRequest(datetime.now(UTC), f"r{start}", "predict_batch", version, 1.5 + start, listings, prices)
 
 
 def stored(url: str, column: str = "name") -> list:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
-            return list(connection.execute(sa.select(predictions.c[column])).scalars())
+            return list(connection.execute(sa.select(predictions.c[column]).order_by(predictions.c.id)).scalars())
     finally:
         engine.dispose()
 
@@ -49,12 +49,29 @@ def stored(url: str, column: str = "name") -> list:
 def exercise(url: str) -> None:
     log = PredictionLog(url, batch_rows=300, flush_seconds=0.05)
     log.start()
-    for start in range(0, 2_500, 100):
-        log.append(logged(100, start))
+    requests = [logged(100, start) for start in range(0, 2_500, 100)]
+    for request in requests:
+        log.append(request)
     partial = len(stored(url))  # a reader while the writer works
     log.close()
     names = stored(url)
     assert 0 <= partial <= 2_500 and len(names) == 2_500 and len(set(names)) == 2_500
+    # every column as it was appended, row for row
+    columns = [column for column in LOGGED_COLUMNS if column != "logged_at"]
+    written = [dict(zip(columns, row, strict=True)) for row in zip(*(stored(url, c) for c in columns), strict=True)]
+    expected = [
+        {
+            "request_id": request.request_id,
+            "route": request.route,
+            "model_version": request.model_version,
+            "latency_ms": request.latency_ms,
+            **listing,
+            **dict(zip(("price", "price_low", "price_high"), prices, strict=True)),
+        }
+        for request in requests
+        for listing, prices in zip(request.listings, request.prices, strict=True)
+    ]
+    assert written == expected
     assert log.stats() == {"written": 2_500, "pending": 0, "dropped": 0, "last_error": None}
     stamps = stored(url, "logged_at")  # read back as timestamps, as monitoring will read them
     assert all(isinstance(stamp, datetime) for stamp in stamps)

@@ -24,11 +24,12 @@ import pytest
 from price_alchemy_assets.model.store import ChampionRecord, FolderModelStore, now_iso
 from price_alchemy_assets.service.champion import ChampionWatcher
 
-from .conftest import REPO, require_service
+from .conftest import require_service
 from .serving import ADMIN_TOKEN, running_service, stop_service, train_champion, wait_for
 
 CHROMIUM = Path(os.environ.get("PRICE_ALCHEMY_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(os.environ.get("PRICE_ALCHEMY_TEST_ARTIFACTS", REPO / "test-artifacts"))
+ARTIFACTS_ENV = "PRICE_ALCHEMY_TEST_ARTIFACTS"
+"""Where tests keep what a person may want to look at (CI sets it and uploads the folder); else pytest's tmp."""
 LISTING = {
     "name": "Nike running shoes size 9",
     "item_condition_id": 2,
@@ -303,6 +304,13 @@ def predict_median_ms(client: httpx.Client, requests: int = 150) -> float:
     return statistics.median(took) * 1000
 
 
+def explained(client: httpx.Client) -> float:
+    """Explanations answered so far, from the service's own counter."""
+    line = 'price_alchemy_requests_total{method="POST",route="/predict/explain",status_code="200"} '
+    found = [x for x in client.get("/metrics").text.splitlines() if x.startswith(line)]
+    return float(found[0].removeprefix(line)) if found else 0.0
+
+
 def test_explanations_never_hold_up_a_price(service):
     """Explanations run in their own low-priority process behind a bounded queue: with more
     clients explaining than the queue holds, /predict keeps its quiet latency (the issue's
@@ -310,6 +318,7 @@ def test_explanations_never_hold_up_a_price(service):
     clients honour; a client that ignores it is a flood, for a rate limiter in front)."""
     with service.client() as client:
         quiet = predict_median_ms(client)
+        before = explained(client)
         explaining = subprocess.Popen(
             [sys.executable, "-c", EXPLAIN_CLIENTS, service.url, json.dumps(LISTING), str(EXPLAIN_QUEUE + 4)],
             stdin=subprocess.PIPE,
@@ -317,7 +326,7 @@ def test_explanations_never_hold_up_a_price(service):
             text=True,
         )
         try:
-            time.sleep(1)
+            wait_for(lambda: explained(client) >= before + 10, what="the explaining clients to get going")
             loaded = predict_median_ms(client)
         finally:
             answers, _ = explaining.communicate("", timeout=60)
@@ -433,22 +442,27 @@ def test_a_champion_that_failed_to_load_is_tried_again_after_a_while(store, tmp_
 
 
 def test_prediction_log_holds_every_request_after_a_clean_shutdown(store, tmp_path):
+    cheaper = {**LISTING, "item_condition_id": 5, "brand_name": None}
     with running_service(store.root, tmp_path) as service, service.client() as client:
-        for _ in range(40):
-            assert client.post("/predict", json=LISTING).status_code == 200
-        assert client.post("/predict/batch", json={"listings": [LISTING] * 25}).status_code == 200
-        assert client.post("/predict/explain", json=LISTING).status_code == 200
+        answered = [client.post("/predict", json=LISTING).json() for _ in range(40)]
+        batch = client.post("/predict/batch", json={"listings": [LISTING] * 24 + [cheaper]}).json()["predictions"]
+        explained = client.post("/predict/explain", json=LISTING).json()["suggestion"]
         assert client.post("/predict", json={**LISTING, "shipping": 3}).status_code == 400
         reader = sqlite3.connect(service.prediction_log)  # a concurrent reader while the service writes
         reader.execute("SELECT count(*) FROM predictions").fetchone()
         children = child_processes(service.process.pid)  # the explanation process (and multiprocessing's tracker)
         assert stop_service(service.process) == 0
         wait_for(lambda: not any(map(running, children)), what="children to exit")
-    rows = reader.execute("SELECT route, model_version, latency_ms, name, shipping, price FROM predictions").fetchall()
+    columns = [*LISTING, "route", "model_version", "latency_ms", "price", "price_low", "price_high"]
+    logged = pd.read_sql(f"SELECT {', '.join(columns)} FROM predictions ORDER BY id", reader)
     reader.close()
-    routes = [row[0] for row in rows]
-    assert len(rows) == 66 and routes.count("predict") == 40 and routes.count("predict_batch") == 25
-    assert all(row[2] > 0 and row[3] == LISTING["name"] and row[4] == 1 and row[5] > 0 for row in rows)
+    # every request that was answered, in order, with what was answered and what was asked
+    assert logged["route"].tolist() == ["predict"] * 40 + ["predict_batch"] * 25 + ["predict_explain"]
+    answers = pd.DataFrame([*answered, *batch, explained])
+    for column in ("price", "price_low", "price_high", "model_version"):
+        assert logged[column].tolist() == answers[column].tolist(), column
+    assert logged[list(LISTING)].to_dict("records") == [LISTING] * 64 + [cheaper] + [LISTING]
+    assert (logged["latency_ms"] > 0).all() and logged["model_version"].eq("v1").all()
 
 
 def child_processes(pid: int) -> list[int]:
@@ -474,12 +488,13 @@ def test_the_explanation_process_goes_with_a_killed_service(store, tmp_path):
         wait_for(lambda: not any(map(running, children)), what="the orphaned children to exit")
 
 
-def test_seller_page_in_headless_chromium(service):
+def test_seller_page_in_headless_chromium(service, tmp_path):
     if not CHROMIUM.is_file():
         require_service(f"Chromium not found at {CHROMIUM} (scripts/setup.sh --test installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    artifacts = Path(os.environ.get(ARTIFACTS_ENV) or tmp_path)
+    artifacts.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page()
@@ -495,7 +510,7 @@ def test_seller_page_in_headless_chromium(service):
         assert page.text_content("#price").startswith("$")
         assert "Likely range: $" in page.text_content("#range")
         assert "Typical price in Men" in page.text_content("#typical")
-        page.screenshot(path=str(ARTIFACTS / "seller-page.png"), full_page=True)
+        page.screenshot(path=str(artifacts / "seller-page.png"), full_page=True)
         with httpx.Client(base_url=service.url) as client:
             explained = client.post("/predict/explain", json=LISTING).json()
         # the page shows what the service explains, and it adds up to the price shown
