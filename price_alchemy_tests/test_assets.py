@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from price_alchemy_assets.assets.listings import raw_listings, validated_and_rejected_listings
-from price_alchemy_assets.checks.listings import validated_listings_checks
+from price_alchemy_assets.checks.listings import _results, validated_listings_checks
 from price_alchemy_assets.listings.ingest import ingest_listings_file
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
 from price_alchemy_assets.resources import open_warehouse_from_env, resources_under, warehouse_from_env
@@ -119,3 +119,63 @@ def test_materialize_on_bigquery_warehouse(bigquery_env, resources, genuine_trai
     assert result.success
     assert metadata(result, "raw_listings")["warehouse"].startswith("BigQuery dataset price-alchemy-test.")
     assert metadata(result, "validated_listings")["rejected_rows"] == 8
+
+
+def checked_listings(rows: int = 1_000) -> pd.DataFrame:
+    """Listings that pass every check: unique ids, $21 each, a day old, every column present."""
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    return pd.DataFrame(
+        {
+            "listing_id": [f"l{i}" for i in range(rows)],
+            "name": "Thing",
+            "item_condition_id": 3,
+            "category_name": [f"Women/Tops/T{i % 10}" for i in range(rows)],
+            "brand_name": "Nike",
+            "price": 21.0,
+            "shipping": 1,
+            "item_description": "fine",
+            "created_at": now - pd.Timedelta(days=1),
+            "source_file": "f.tsv",
+            "source_line": range(2, rows + 2),
+            "row_fingerprint": [f"h{i}" for i in range(rows)],
+            "ingested_at": now,
+        }
+    )
+
+
+def outcomes(frame: pd.DataFrame, current: dict | None = None, previous: dict | None = None) -> dict[str, bool]:
+    results = _results(frame, current or {}, previous, datetime(2026, 12, 2, tzinfo=UTC))
+    return {result.check_name: result.passed for result in results}
+
+
+def test_each_listings_check_fails_just_past_its_limit():
+    good = checked_listings()
+    assert all(outcomes(good).values()), outcomes(good)
+
+    def only_failing(frame, current=None, previous=None) -> set[str]:
+        return {name for name, passed in outcomes(frame, current, previous).items() if not passed}
+
+    assert only_failing(good.drop(columns="row_fingerprint")) == {"schema_matches"}
+    assert only_failing(good.assign(colour="red")) == {"schema_matches"}
+    assert only_failing(good.assign(listing_id=["l0", "l0", *good["listing_id"][2:]])) == {"unique_listing_ids"}
+    for price in (0.0, 2_500.01):  # above 0, at most the $2,500 ceiling
+        assert "price_range" in only_failing(good.assign(price=[price, *good["price"][1:]]))
+    assert only_failing(good.assign(price=[2_500.0, *good["price"][1:]])) == set()
+    assert only_failing(good.assign(price=float("nan"))) >= {"price_range"}  # no labelled rows at all
+    rejected = {"rejected_share": dg.MetadataValue.float(0.051)}
+    assert only_failing(good, rejected) == {"rejected_share"}
+    assert only_failing(good, {"rejected_share": dg.MetadataValue.float(0.05)}) == set()
+    # 1 % of prices far out is tolerated, 3 % is not (limit 2 % beyond 3 sigma of log price)
+    assert only_failing(good.assign(price=[2_000.0] * 10 + [21.0] * 990)) == set()
+    assert only_failing(good.assign(price=[2_000.0] * 30 + [21.0] * 970)) == {"log_price_outliers"}
+    # descriptions may be missing on 5 % of rows, not 5.1 %
+    assert only_failing(good.assign(item_description=[None] * 50 + ["fine"] * 950)) == set()
+    assert only_failing(good.assign(item_description=[None] * 51 + ["fine"] * 949)) == {"null_rates"}
+    # 90 % of the previous categories must still be there: 10 of 11 is 91 %, 10 of 12 is 83 %
+    seen = [f"Women/Tops/T{i}" for i in range(10)]
+    assert only_failing(good, previous={"categories": dg.MetadataValue.json([*seen, "Gone/1"])}) == set()
+    gone = {"categories": dg.MetadataValue.json([*seen, "Gone/1", "Gone/2"])}
+    assert only_failing(good, previous=gone) == {"category_coverage"}
+    # the newest listing at most 14 days old
+    stale = good.assign(created_at=datetime(2026, 12, 2, tzinfo=UTC) - pd.Timedelta(days=14, seconds=1))
+    assert only_failing(stale) == {"freshness"}

@@ -9,10 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from price_alchemy_assets.listings.columns import SELLER_FIELDS
+from price_alchemy_assets.listings.files import ListingsFile
 from price_alchemy_assets.listings.ingest import ingest_listings_file
 from price_alchemy_assets.listings.synthetic import DriftKind, MarketplaceSynthesizer, write_synthetic_listings
+from price_alchemy_assets.model.metrics import rmsle
 from price_alchemy_assets.resources import DriftMonitorResource, PredictionLogResource
 from price_alchemy_assets.sensors.drift import DRIFT_REPORT, LIVE_TRAFFIC, NEW_LISTINGS, listings_drift_sensor
 
@@ -96,7 +99,14 @@ def test_inflation_is_caught_by_the_champions_error_on_new_labelled_listings(pla
         arrive(platform, 1_500, seed=15, drift=DriftKind.INFLATION, strength=2.0)
         result = tick(instance, resources)
         report = report_of(result)
-        assert report["labelled_rows"] == 1_500 and report["labelled_rmsle"] > 0
+        # the champion's error on exactly those listings, computed here from the file and the bundle
+        record, model = resources["model_store"].store().load_champion()
+        with ListingsFile(platform[1] / "batch-15.tsv") as batch:
+            arrived = pd.concat(batch.chunks(), ignore_index=True)
+        assert report["labelled_rows"] == 1_500 == len(arrived)
+        assert report["labelled_rmsle"] == pytest.approx(rmsle(arrived["price"], model.predict(arrived)["price"]))
+        assert report["labelled_rmsle"] - record.metrics["rmsle"] > DriftMonitorResource().rmsle_increase
+        assert f"(at evaluation: {record.metrics['rmsle']:.4f})" in report["report"]
         (request,) = result.run_requests
         assert "champion RMSLE" in request.tags["price_alchemy/drift_reasons"], report["report"]
 

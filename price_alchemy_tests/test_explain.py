@@ -17,9 +17,9 @@ import scipy.sparse as sp
 from sklearn.linear_model import Ridge
 
 from price_alchemy_assets.listings.files import ListingsFile
-from price_alchemy_assets.model.bundle import PriceModel, TrainingConfig, train_price_model
+from price_alchemy_assets.model.bundle import PriceModel, TrainingConfig, category_prices, train_price_model
 from price_alchemy_assets.model.ensemble import BlendConfig
-from price_alchemy_assets.model.explain import PriceExplainer
+from price_alchemy_assets.model.explain import PriceExplainer, typical_price
 from price_alchemy_assets.model.features import FeaturizerConfig, ListingFeaturizer
 from price_alchemy_assets.model.mlp import MLPConfig, SparseMLPRegressor
 from price_alchemy_assets.model.split import TRAIN, VALIDATION, assign_split
@@ -217,3 +217,26 @@ def test_a_format_1_bundle_still_loads_predicts_and_explains(genuine, tmp_path):
     assert product * (1 + explanation.other_effect) == pytest.approx(
         model.predict(rows.iloc[[0]])["price"].iloc[0], rel=0.01
     )
+
+
+def test_typical_price_is_the_quartiles_of_the_most_specific_category_with_enough_listings():
+    """Quartiles worked by hand (pandas' linear interpolation); a category with fewer than five
+    listings falls back to its prefix, then to all listings ("*")."""
+    rows = [("Women/Tops/T-shirts", p) for p in (10, 20, 30, 40, 50)]
+    rows += [("Women/Tops/Blouses", 100), ("Women/Tops/Blouses", 100)]  # too few for their own
+    rows += [("Men/Shoes/Athletic", p) for p in (5, 6, 7)] + [(None, 8)]
+    prices = category_prices(pd.DataFrame(rows, columns=["category_name", "price"]))
+    assert set(prices) == {"*", "Women", "Women/Tops", "Women/Tops/T-shirts"}
+    model = PriceModel.__new__(PriceModel)
+    model.category_prices = prices
+
+    def typical(category: str | None) -> tuple:
+        found = typical_price(model, category)
+        return found.category, found.listings, found.p25, found.median, found.p75
+
+    assert typical("Women/Tops/T-shirts") == ("Women/Tops/T-shirts", 5, 20, 30, 40)
+    # 10 20 30 40 50 100 100: p25 halfway 20..30, p75 halfway 50..100
+    assert typical("Women/Tops/Blouses") == ("Women/Tops", 7, 25, 40, 75)
+    # all eleven: 5 6 7 8 10 20 30 40 50 100 100
+    for category in ("Men/Shoes/Athletic", "Unknown/Thing", None, ""):
+        assert typical(category) == ("*", 11, 7.5, 20, 45), category

@@ -118,7 +118,9 @@ def test_platform_on_gcs(gcs_bucket, price_alchemy_home, tmp_path, monkeypatch):
         assert expected in stored, (expected, stored)
     assert not (tmp_path / "data" / "model_store").exists() and not (tmp_path / "data" / "records").exists()
     # the sensor read the champion's training profile from the bucket and judged (no new listings yet)
-    assert isinstance(tick, dg.SkipReason) or not tick.run_requests
+    # (a SkipReason would mean it found no champion or no profile: it judged nothing)
+    assert isinstance(tick, dg.SensorResult) and not tick.run_requests, tick
+    assert len(tick.asset_events) == 2 and all(e.asset_key == dg.AssetKey("drift_report") for e in tick.asset_events)
 
     scored = tmp_path / "scored.csv"
     done = run_cli("predict", str(listings), "--output", str(scored))

@@ -204,6 +204,16 @@ def test_batch_scoring_sets_bad_rows_aside_and_finishes(trained, tmp_path):
     assert (result.scored, result.rejected) == (2, 6)
     lines = result.output.read_text().splitlines()
     assert lines[0] == "test_id,price,price_low,price_high" and [line.split(",")[0] for line in lines[1:]] == ["1", "8"]
+    good = pd.DataFrame(
+        [
+            ["Nike shoes", 3, "Men/Shoes/Athletic", "Nike", 1, "ok"],
+            ["LEGO set", 1, "Kids/Toys/Building Toys", "LEGO", 0, "sealed"],
+        ],
+        columns=["name", "item_condition_id", "category_name", "brand_name", "shipping", "item_description"],
+    )
+    written = pd.read_csv(result.output).set_index("test_id")
+    expected = trained[0].predict(good).round(2).set_axis([1, 8])
+    pd.testing.assert_frame_equal(written, expected, check_names=False, atol=0.0051)  # the model's own prices
     rejects = pd.read_csv(result.rejects, dtype=str, keep_default_na=False)
     reasons = dict(zip(rejects["line"].astype(int), rejects["column"] + ": " + rejects["reason"], strict=True))
     assert sorted(reasons) == [3, 4, 5, 6, 7, 8]

@@ -67,7 +67,25 @@ def test_featurizer_handles_unseen_brands_and_missing_fields():
             }
         ]
     )
-    assert featurizer.transform(odd).shape[0] == 1
+    row = featurizer.transform(odd)
+    names = featurizer.feature_names()
+    active = {names[column]: float(value) for column, value in zip(row.indices, row.data, strict=True)}
+    assert row.shape == (1, len(names))
+    onehot = {name for name in active if name.startswith("onehot:")}
+    assert onehot == {
+        "onehot:item_condition_id_5",
+        "onehot:shipping_1",
+        "onehot:brand_name_infrequent_sklearn",  # a brand never seen goes where the rare ones go
+        "onehot:category_name_(none)",
+        "onehot:category_1_(none)",
+        "onehot:category_2_(none)/(none)",
+    }
+    assert not any(name.startswith("description:") for name in active)  # no description, no words from it
+    vocabulary = set(names)
+    title_words = {name for name in active if name.startswith("name:")}
+    assert title_words == {f"name:{w}" for w in ("mystery", "box") if f"name:{w}" in vocabulary} and title_words
+    assert active["engineered:has_brand"] == 1 and active["engineered:name_chars"] == pytest.approx(np.log1p(11))
+    assert sum(v**2 for name, v in active.items() if name.startswith("name:")) == pytest.approx(1, rel=1e-5)
 
 
 def test_rules_baseline_falls_back_and_beats_the_mean():

@@ -16,7 +16,12 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from price_alchemy_assets.assets.model import CandidateModel, champion
+from price_alchemy_assets.checks.model import eval_report_checks
+from price_alchemy_assets.listings.files import ListingsFile
+from price_alchemy_assets.model.evaluation import CANDIDATE, CHAMPION, RULES
 from price_alchemy_assets.model.store import FolderModelStore
+from price_alchemy_assets.resources import resources_under
 
 from .conftest import run_cli
 from .platform_run import TINY, run_all
@@ -30,6 +35,48 @@ def materialized(result, key: str) -> dict:
         if e.event_specific_data.materialization.asset_key == dg.AssetKey(key)
     ]
     return {k: v.value for k, v in events[-1].metadata.items()} if events else {}
+
+
+SANE_PREDICTIONS = {"nan": 0, "negative": 0, "range_inverted": 0, "min_price": 3.0, "max_price": 90.0}
+
+
+def gate(tmp_path: Path, store: FolderModelStore, candidate: float, rules: float, margin: float, version: str):
+    """The real champion asset and eval_report's real blocking checks, behind an eval_report that
+    says `candidate` RMSLE against the champion's 0.50 and the rules baseline's `rules`."""
+
+    @dg.asset(name="eval_report", io_manager_key="record_io_manager")
+    def stated_eval_report() -> dict:
+        metrics = {CANDIDATE: {"rmsle": candidate}, CHAMPION: {"rmsle": 0.50}, RULES: {"rmsle": rules}}
+        return {"metrics": metrics, "prediction_checks": {**SANE_PREDICTIONS, "max_actual_price": 100.0}}
+
+    @dg.asset(name="tuned_model", io_manager_key="record_io_manager")
+    def trained() -> CandidateModel:
+        return CandidateModel(version, str(store.version_path("v1")), "", "", "data", 100, candidate)
+
+    result = dg.materialize(
+        [stated_eval_report, trained, champion, eval_report_checks],
+        resources=resources_under(tmp_path),
+        run_config={"ops": {"champion": {"config": {"margin": margin}}}},
+        raise_on_error=False,
+    )
+    return result, materialized(result, "champion")
+
+
+def test_the_gate_needs_the_margin_and_every_blocking_check(tmp_path):
+    store = FolderModelStore(tmp_path / "store")
+    record = train_champion(store, "v1", seed=5)
+    # beats the champion's 0.50 by 0.02: not by a margin of 0.03, nor of exactly 0.02
+    for margin in (0.03, 0.02):
+        _, outcome = gate(tmp_path, store, candidate=0.48, rules=0.70, margin=margin, version=f"m{margin}")
+        assert outcome["promoted"] is False and "champion kept" in outcome["reason"] and store.champion() == record
+    # a candidate that beats the champion but not the rules baseline never reaches the gate
+    result, outcome = gate(tmp_path, store, candidate=0.40, rules=0.39, margin=0.0, version="worse-than-rules")
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"beats_rules_baseline": False, "predictions_sane": True}
+    assert outcome == {} and store.champion() == record
+    # past the margin and every check: promoted
+    _, outcome = gate(tmp_path, store, candidate=0.48, rules=0.70, margin=0.01, version="better")
+    assert outcome["promoted"] is True and store.champion().version == "better"
 
 
 def test_train_evaluate_promote_then_keep(platform):
@@ -105,6 +152,16 @@ def test_cli_train_then_predict_genuine_rows(
     lines = output.read_text().splitlines()
     assert lines[0] == "test_id,price,price_low,price_high" and len(lines) == 2002
     assert "scored 2,001 listings" in predicted.stdout
+    # the prices are the champion's own, for the right listings in the file's order
+    _, model = FolderModelStore(price_alchemy_home / "data" / "model_store").load_champion()
+    with ListingsFile(genuine_test) as listings:
+        asked = pd.concat(listings.chunks(), ignore_index=True)
+    expected = model.predict(asked)
+    written = pd.read_csv(output)
+    assert [f"test-{i}" for i in written["test_id"]] == asked["listing_id"].tolist()
+    for column in ("price", "price_low", "price_high"):
+        assert written[column].to_numpy() == pytest.approx(expected[column].to_numpy(), abs=0.0051), column
+    assert (written["price_low"] <= written["price"]).all() and (written["price"] <= written["price_high"]).all()
 
 
 def test_predict_without_champion_says_so(price_alchemy_home, genuine_test, tmp_path):

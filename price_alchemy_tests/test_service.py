@@ -304,11 +304,44 @@ def predict_median_ms(client: httpx.Client, requests: int = 150) -> float:
     return statistics.median(took) * 1000
 
 
+def metric(client: httpx.Client, series: str) -> float:
+    """One series' value from /metrics (0 before it first appears)."""
+    found = [x for x in client.get("/metrics").text.splitlines() if x.startswith(f"{series} ")]
+    return float(found[0].removeprefix(f"{series} ")) if found else 0.0
+
+
 def explained(client: httpx.Client) -> float:
     """Explanations answered so far, from the service's own counter."""
-    line = 'price_alchemy_requests_total{method="POST",route="/predict/explain",status_code="200"} '
-    found = [x for x in client.get("/metrics").text.splitlines() if x.startswith(line)]
-    return float(found[0].removeprefix(line)) if found else 0.0
+    return metric(client, 'price_alchemy_requests_total{method="POST",route="/predict/explain",status_code="200"}')
+
+
+def test_metrics_count_what_was_served(service):
+    """The counters move by exactly what this test asked for (nothing else talks to the service meanwhile)."""
+    series = {
+        "listings": 'price_alchemy_predictions_total{model_version="v1"}',
+        "predict_200": 'price_alchemy_requests_total{method="POST",route="/predict",status_code="200"}',
+        "predict_400": 'price_alchemy_requests_total{method="POST",route="/predict",status_code="400"}',
+        "batch_200": 'price_alchemy_requests_total{method="POST",route="/predict/batch",status_code="200"}',
+        "prices": "price_alchemy_suggested_price_usd_count",
+        "timed": 'price_alchemy_request_duration_seconds_bucket{le="+Inf",method="POST",route="/predict"}',
+        "cheap": 'price_alchemy_suggested_price_usd_bucket{le="1.0"}',
+    }
+    with service.client() as client:
+        before = {key: metric(client, name) for key, name in series.items()}
+        prices = [client.post("/predict", json=LISTING).json()["price"] for _ in range(7)]
+        client.post("/predict/batch", json={"listings": [LISTING] * 5}).raise_for_status()
+        assert client.post("/predict", json={**LISTING, "shipping": 7}).status_code == 400
+        after = {key: metric(client, name) for key, name in series.items()}
+    moved = {key: after[key] - before[key] for key in series}
+    assert moved == {
+        "listings": 12,
+        "predict_200": 7,
+        "predict_400": 1,
+        "batch_200": 1,
+        "prices": 12,
+        "timed": 8,  # every /predict request is in the +Inf bucket, the 400 too
+        "cheap": 12 * (prices[0] <= 1.0),
+    }
 
 
 def test_explanations_never_hold_up_a_price(service):
