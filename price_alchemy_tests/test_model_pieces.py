@@ -12,6 +12,7 @@ from price_alchemy_assets.listings.files import ListingsFile
 from price_alchemy_assets.listings.synthetic import MarketplaceSynthesizer
 from price_alchemy_assets.model import features
 from price_alchemy_assets.model.baseline import RulesBaseline
+from price_alchemy_assets.model.evaluation import evaluate
 from price_alchemy_assets.model.features import FeaturizerConfig, ListingFeaturizer
 from price_alchemy_assets.model.metrics import price_metrics, rmsle
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, SplitFractions, assign_split
@@ -274,3 +275,27 @@ def test_large_data_featurizes_with_the_word_blocks_only():
     assert blocks == {"name", "description", "onehot", "engineered"}
     matrix = large.transform(frame.head(50))
     assert matrix.shape == (50, len(large.feature_names())) and large.tree_columns == matrix.shape[1]
+
+
+def test_the_eval_report_per_category_worked_by_hand():
+    """Three Women listings priced exactly, two Men listings off by a factor (1 + price) of e, one
+    listing with no category: each category's RMSLE is its own rows' error alone."""
+    test = pd.DataFrame(
+        {
+            "category_name": ["Women/Tops/A", "Women/Dresses/B", "Women/Tops/A", "Men/Shoes/C", "Men/Shoes/C", None],
+            "price": [10.0, 20.0, 30.0, np.e - 1, np.e**2 - 1, 5.0],
+        },
+        index=[7, 3, 9, 1, 4, 8],  # not 0..n: positions, not labels, must line up
+    )
+    exact = test["price"].to_numpy()
+    predicted = exact.copy()
+    predicted[3:5] = [0.0, np.e - 1]  # log1p off by exactly 1 for both Men listings
+    candidate = pd.DataFrame({"price": predicted, "price_low": predicted, "price_high": predicted}, index=test.index)
+    report = evaluate(test, candidate, rules=np.full(6, 5.0))
+    by_category = report.per_category.set_index("category")
+    assert by_category["rows"].to_dict() == {"Women": 3, "Men": 2, "(none)": 1}
+    assert by_category.loc["Women", "candidate"] == 0 and by_category.loc["(none)", "candidate"] == 0
+    assert by_category.loc["Men", "candidate"] == pytest.approx(1.0)
+    assert by_category.loc["(none)", "rules_baseline"] == 0  # the rules said $5, and it was $5
+    assert report.metrics["candidate"]["rmsle"] == pytest.approx(np.sqrt(2 / 6))  # two errors of 1 in six
+    assert report.rows == 6 and list(by_category.index) == ["Women", "Men", "(none)"]  # most rows first
