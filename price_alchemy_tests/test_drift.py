@@ -4,6 +4,7 @@ kind of synthetic shift is caught by the feature it moves, and small batches are
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -115,6 +116,8 @@ def test_rare_values_and_values_the_reference_lacks_are_pooled():
     assert ref.tolist() == [90, 9, 1] and cur.tolist() == [50, 0, 50]
     ref, cur = aligned(reference, current)  # nothing rare: only z pooled
     assert ref.tolist() == [90, 9, 1, 0] and cur.tolist() == [50, 0, 20, 30]
+    ref, cur = aligned({"a": 99, "b": 1}, {"b": 5}, min_share=0.01)  # exactly min_share is kept
+    assert ref.tolist() == [99, 1, 0] and cur.tolist() == [0, 5, 0]
 
 
 def shipping_profile(rows: int, seller_pays: int) -> ListingsProfile:
@@ -139,3 +142,41 @@ def test_each_threshold_is_crossed_just_past_it_and_not_before():
     for rows, rmsle, drifted in ((199, 0.70, False), (200, 0.549, False), (200, 0.551, True)):
         report = compare(reference, calm, THRESHOLDS, LabelledError(rows, rmsle, 0.50))
         assert report.drifted is drifted, (rows, rmsle, report.reasons)
+
+
+def test_the_drift_report_says_what_was_measured():
+    reference = shipping_profile(1_000, 500)
+    calm = compare(reference, reference, THRESHOLDS)
+    moved = compare(reference, shipping_profile(1_000, 720), THRESHOLDS)
+    assert [f.feature for f in calm.features] == [
+        "category",
+        "category_name",
+        "brand_name",
+        "item_condition_id",
+        "shipping",
+        *reference.histograms,
+    ]
+    assert calm.drifted is False and calm.reasons == []
+    assert all(f.psi == 0 and f.js_distance == 0 for f in calm.features)
+    assert calm.labelled_rows == 0 and calm.labelled_rmsle is None and calm.reference_rmsle is None
+    assert calm.to_markdown().splitlines()[:4] == [
+        "**no drift** over 1,000 listings",
+        "",
+        "| feature | PSI | JS distance |",
+        "|---|---:|---:|",
+    ]
+    shown = moved.to_markdown().splitlines()
+    assert shown[0] == "**DRIFT** over 1,000 listings: shipping PSI 0.208 > 0.2"
+    assert "| shipping | 0.208 | 0.193 |" in shown  # JS: midpoint (.39, .61), mean KL 0.0257 nats
+    assert shown[-1] == "Unseen categories: 0.0% of listings; unseen brands: 0.0%."
+    # words outside the vocabulary: judged on the rise over the reference's own rate, from 5 points
+    for rate, drifted in ((0.15, False), (0.151, True)):
+        report = compare(replace(reference, oov_rate=0.10), replace(reference, oov_rate=rate), THRESHOLDS)
+        assert report.drifted is drifted and report.oov_rate == rate and report.reference_oov_rate == 0.10
+    report = compare(replace(reference, oov_rate=0.10), replace(reference, oov_rate=0.151), THRESHOLDS)
+    assert report.reasons == ["out-of-vocabulary words 15.1%, +5.1% over held-out training data (10.0%)"]
+    assert "Words outside the champion's vocabulary: 15.1% (held-out training data: 10.0%)." in report.to_markdown()
+    labelled = compare(reference, reference, THRESHOLDS, LabelledError(200, 0.561, 0.5))
+    assert (labelled.labelled_rows, labelled.labelled_rmsle, labelled.reference_rmsle) == (200, 0.561, 0.5)
+    assert labelled.reasons == ["champion RMSLE 0.561 on 200 new labelled listings, +0.061 over its evaluation (0.500)"]
+    assert "Champion RMSLE on 200 new labelled listings: 0.5610 (at evaluation: 0.5000)." in labelled.to_markdown()

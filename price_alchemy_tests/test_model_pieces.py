@@ -12,7 +12,7 @@ from price_alchemy_assets.listings.files import ListingsFile
 from price_alchemy_assets.listings.synthetic import MarketplaceSynthesizer
 from price_alchemy_assets.model import features
 from price_alchemy_assets.model.baseline import RulesBaseline
-from price_alchemy_assets.model.evaluation import evaluate
+from price_alchemy_assets.model.evaluation import evaluate, should_promote
 from price_alchemy_assets.model.features import FeaturizerConfig, ListingFeaturizer
 from price_alchemy_assets.model.metrics import price_metrics, rmsle
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, SplitFractions, assign_split
@@ -115,6 +115,13 @@ def test_price_metrics_on_known_values():
     assert worked["r2_log"] == pytest.approx(-0.5)
     assert worked["coverage"] == pytest.approx(2 / 3) and worked["median_width"] == 1  # 3 in [2, 3]; 7 not in [8, 9]
     assert rmsle([1], [-5]) == pytest.approx(np.log(2))  # a negative price counts as $0
+    negative = price_metrics([1, 3], [-5, 3])
+    assert negative["rmsle"] == pytest.approx(np.log(2) / np.sqrt(2)) and negative["mae"] == 3 and negative["rows"] == 2
+    flat = price_metrics([5, 5], [4, 6])  # no spread in the actual prices: R² is taken as 0
+    assert flat["r2_log"] == 0.0
+    assert "coverage" not in price_metrics([1], [1], low=[0]) and "coverage" not in price_metrics([1], [1], high=[2])
+    edges = price_metrics([1, 2], [1, 2], low=[1, 0], high=[3, 2])  # both ends of a range count as inside
+    assert edges["coverage"] == 1.0 and edges["median_width"] == 2
 
 
 def test_featurizer_lookup_matches_the_fitted_encoder_and_rows_featurize_alone_as_in_a_batch():
@@ -277,6 +284,19 @@ def test_large_data_featurizes_with_the_word_blocks_only():
     assert matrix.shape == (50, len(large.feature_names())) and large.tree_columns == matrix.shape[1]
 
 
+def test_a_candidate_replaces_the_champion_only_past_the_margin():
+    def metrics(candidate: float, champion: float | None = None) -> dict:
+        found = {"candidate": {"rmsle": candidate}, "rules_baseline": {"rmsle": 0.9}}
+        return found | ({"champion": {"rmsle": champion}} if champion is not None else {})
+
+    assert should_promote(metrics(0.60), margin=0.5) == (True, "no champion yet; candidate RMSLE 0.6000")
+    promote, reason = should_promote(metrics(0.47, 0.50), margin=0.02)
+    assert promote and reason == "candidate RMSLE 0.4700 beats champion 0.5000 by more than 0.02"
+    for candidate, margin in ((0.49, 0.02), (0.50, 0.0), (0.51, 0.0)):
+        promote, reason = should_promote(metrics(candidate, 0.50), margin=margin)
+        assert not promote and reason.endswith("; champion kept") and f"{candidate:.4f}" in reason, reason
+
+
 def test_the_eval_report_per_category_worked_by_hand():
     """Three Women listings priced exactly, two Men listings off by a factor (1 + price) of e, one
     listing with no category: each category's RMSLE is its own rows' error alone."""
@@ -290,12 +310,32 @@ def test_the_eval_report_per_category_worked_by_hand():
     exact = test["price"].to_numpy()
     predicted = exact.copy()
     predicted[3:5] = [0.0, np.e - 1]  # log1p off by exactly 1 for both Men listings
+    # the candidate's range holds the price on four rows (the two Men rows miss it)
     candidate = pd.DataFrame({"price": predicted, "price_low": predicted, "price_high": predicted}, index=test.index)
-    report = evaluate(test, candidate, rules=np.full(6, 5.0))
+    # the champion is exact on the Men rows and off by e on the first Women row; its range covers every row
+    champion_price = exact.copy()
+    champion_price[0] = np.e * (1 + exact[0]) - 1
+    champion = pd.DataFrame(
+        {"price": champion_price, "price_low": exact * 0, "price_high": champion_price + 1}, index=test.index
+    )
+    report = evaluate(test, candidate, rules=np.full(6, 5.0), champion=champion)
+    assert report.metrics["candidate"]["coverage"] == pytest.approx(4 / 6)
+    assert report.metrics["champion"]["rmsle"] == pytest.approx(np.sqrt(1 / 6))
+    assert report.metrics["champion"]["coverage"] == 1 and report.metrics["champion"]["median_width"] > 1
+    assert report.metrics["rules_baseline"]["rows"] == 6 and "coverage" not in report.metrics["rules_baseline"]
+    assert list(report.per_category.columns) == ["category", "rows", "candidate", "rules_baseline", "champion"]
     by_category = report.per_category.set_index("category")
+    assert by_category["champion"].to_dict() == pytest.approx({"Women": np.sqrt(1 / 3), "Men": 0, "(none)": 0})
     assert by_category["rows"].to_dict() == {"Women": 3, "Men": 2, "(none)": 1}
     assert by_category.loc["Women", "candidate"] == 0 and by_category.loc["(none)", "candidate"] == 0
     assert by_category.loc["Men", "candidate"] == pytest.approx(1.0)
     assert by_category.loc["(none)", "rules_baseline"] == 0  # the rules said $5, and it was $5
     assert report.metrics["candidate"]["rmsle"] == pytest.approx(np.sqrt(2 / 6))  # two errors of 1 in six
     assert report.rows == 6 and list(by_category.index) == ["Women", "Men", "(none)"]  # most rows first
+    table = report.table()
+    assert list(table.index) == ["candidate", "rules_baseline", "champion"]
+    assert list(table.columns) == ["rows", "rmsle", "rmse", "mae", "r2_log", "coverage", "median_width"]
+    assert table.loc["candidate", "rmsle"] == pytest.approx(np.sqrt(2 / 6)) and table.loc["candidate", "rows"] == 6
+    shown = report.markdown()
+    assert shown.startswith("### Test split (6 listings)") and "### RMSLE by top-level category" in shown
+    assert f"{np.sqrt(2 / 6):.4f}" in shown and "| Men " in shown and "1.0000" in shown
