@@ -136,7 +136,9 @@ def test_each_threshold_is_crossed_just_past_it_and_not_before():
     assert above.drifted and above.reasons == ["shipping PSI 0.208 > 0.2"], above.reasons
     # the same shift in fewer listings than min_rows is reported, not judged
     small = compare(reference, shipping_profile(499, 499), THRESHOLDS)
-    assert not small.drifted and small.reasons == ["only 499 listings (< 500); not judged"]
+    assert small.drifted is False and small.reasons == ["only 499 listings (< 500); not judged"]
+    assert compare(reference, shipping_profile(499, 250), THRESHOLDS).reasons == []  # small and calm: nothing to say
+    assert compare(reference, shipping_profile(500, 500), THRESHOLDS).drifted is True  # 500 is enough
     # the champion's error on new labelled listings: judged from min_labelled rows, past rmsle_increase
     calm = shipping_profile(1_000, 500)
     for rows, rmsle, drifted in ((199, 0.70, False), (200, 0.549, False), (200, 0.551, True)):
@@ -180,3 +182,19 @@ def test_the_drift_report_says_what_was_measured():
     assert (labelled.labelled_rows, labelled.labelled_rmsle, labelled.reference_rmsle) == (200, 0.561, 0.5)
     assert labelled.reasons == ["champion RMSLE 0.561 on 200 new labelled listings, +0.061 over its evaluation (0.500)"]
     assert "Champion RMSLE on 200 new labelled listings: 0.5610 (at evaluation: 0.5000)." in labelled.to_markdown()
+
+
+def test_top_level_categories_are_the_first_level_with_missing_ones_apart():
+    listings = (
+        market(60, seed=3)
+        .head(6)
+        .assign(
+            category_name=["Women/Tops/A", "Women/Dresses/B", "Men/Shoes/C", "Men", None, "Kids/Toys/Building/Sets"]
+        )
+    )
+    assert ListingsProfile.from_listings(listings).top_level_categories() == {
+        "Women": 2,
+        "Men": 2,
+        "(none)": 1,
+        "Kids": 1,
+    }

@@ -66,7 +66,8 @@ def strict_json_bodies(read_seconds: float) -> Callable[[Request], Awaitable[Non
 
 class ClosedStructSchemaPlugin(StructSchemaPlugin):
     """Publishes `additionalProperties: false` for a struct that forbids unknown fields, so the
-    schema says what the service enforces (Litestar's own plugin leaves objects open)."""
+    schema says what the service enforces (Litestar's own plugin leaves objects open). It extends
+    a class from litestar._openapi, not public API: litestar is pinned in requirements.lock."""
 
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
         schema = super().to_openapi_schema(field_definition, schema_creator)
