@@ -13,6 +13,7 @@ from price_alchemy_assets.assets.listings import raw_listings, validated_and_rej
 from price_alchemy_assets.checks.listings import _results, validated_listings_checks
 from price_alchemy_assets.listings.ingest import ingest_listings_file
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
+from price_alchemy_assets.listings.validation import REJECTION_COLUMN, ValidationRules, validate_listings
 from price_alchemy_assets.resources import open_warehouse_from_env, resources_under, warehouse_from_env
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
@@ -179,3 +180,32 @@ def test_each_listings_check_fails_just_past_its_limit():
     # the newest listing at most 14 days old
     stale = good.assign(created_at=datetime(2026, 12, 2, tzinfo=UTC) - pd.Timedelta(days=14, seconds=1))
     assert only_failing(stale) == {"freshness"}
+
+
+def test_each_validation_rule_rejects_just_past_its_limit_with_its_reason():
+    rules = ValidationRules()
+    listings = checked_listings(12).astype({"item_condition_id": "Int64", "shipping": "Int64", "source_line": "Int64"})
+    edits = {
+        1: ("name", "   ", "name: is blank"),
+        2: ("name", "x" * (rules.max_name_chars + 1), "name: is too long"),
+        3: ("item_description", "x" * (rules.max_description_chars + 1), "item_description: is too long"),
+        4: ("price", 0.0, "price: is not above 0"),
+        5: ("price", rules.price_ceiling + 0.01, "price: is above the price ceiling"),
+        6: ("item_condition_id", 6, "item_condition_id: is not one of (1, 2, 3, 4, 5)"),
+        7: ("shipping", 2, "shipping: is not one of (0, 1)"),
+        8: ("listing_id", "l0", "listing_id: repeats an earlier listing"),  # l0 was created first
+    }
+    kept = {  # at the limit, or allowed missing
+        9: ("name", "x" * rules.max_name_chars),
+        10: ("price", rules.price_ceiling),
+        11: ("item_description", None),
+    }
+    for row, (column, value, _) in edits.items():
+        listings.loc[row, column] = value
+    for row, (column, value) in kept.items():
+        listings.loc[row, column] = value
+    result = validate_listings(listings, rules)
+    reasons = dict(zip(result.rejected["listing_id"], result.rejected[REJECTION_COLUMN], strict=True))
+    assert reasons == {f"l{row}" if row != 8 else "l0": reason for row, (_, _, reason) in edits.items()}
+    assert sorted(result.valid["listing_id"]) == sorted(["l0", "l9", "l10", "l11"])
+    assert result.rows_in == 12 and result.reason_counts().sum() == 8
