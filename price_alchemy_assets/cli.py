@@ -3,6 +3,7 @@
 import os
 import signal
 import sys
+import uuid
 from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
@@ -100,6 +101,22 @@ def ingest(paths, chunk_rows) -> None:
     with _warehouse() as warehouse:
         for path in paths:
             _ingest_one(warehouse, path, chunk_rows)
+        _observe_listings_table(warehouse)
+
+
+def _observe_listings_table(warehouse) -> None:
+    """Record the table's new data version in the Dagster instance, so the UI marks raw_listings and
+    what follows it stale now, not at the next hourly observation."""
+    import dagster as dg
+    from dagster._core.definitions.data_version import DATA_VERSION_TAG  # what an observation run writes
+
+    from price_alchemy_assets.assets.listings import LISTINGS_TABLE, listings_table_version
+
+    version, metadata = listings_table_version(warehouse)
+    with dg.DagsterInstance.get() as instance:
+        instance.report_runless_asset_event(
+            dg.AssetObservation(LISTINGS_TABLE, metadata=metadata, tags={DATA_VERSION_TAG: version.value})
+        )
 
 
 def _ingest_one(warehouse, path: Path, chunk_rows: int) -> None:
@@ -180,17 +197,22 @@ def _run_main_job(select: str | None = None, run_config: dict | None = None) -> 
     import dagster as dg
 
     from price_alchemy_assets.definitions import MAIN_JOB, defs
+    from price_alchemy_assets.run_progress import RunProgress
 
     job = defs.resolve_job_def(MAIN_JOB)
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    run_id = str(uuid.uuid4())  # known before the run starts, so its progress can be followed
     with dg.DagsterInstance.get() as instance:
+        click.echo(f"run {run_id} of {MAIN_JOB} (progress below; the whole log in the Dagster UI)")
         try:
-            result = job.execute_in_process(
-                instance=instance,
-                raise_on_error=False,
-                run_config=_merged(quiet, run_config or {}),
-                asset_selection=[dg.AssetKey(key) for key in select.split()] if select else None,
-            )
+            with RunProgress(instance, run_id, say=click.echo):
+                result = job.execute_in_process(
+                    instance=instance,
+                    raise_on_error=False,
+                    run_config=_merged(quiet, run_config or {}),
+                    asset_selection=[dg.AssetKey(key) for key in select.split()] if select else None,
+                    run_id=run_id,
+                )
         except dg.DagsterInvalidConfigError as error:
             problems = "; ".join(" ".join(problem.message.split()) for problem in error.errors)
             raise _Failure(f"run config: {problems}") from error
@@ -287,7 +309,7 @@ def _exit_on_signal(signum: int, frame) -> None:
 def _where_to_look() -> str:
     from price_alchemy_assets.resources import model_resources_from_env
 
-    tracking = model_resources_from_env()["mlflow_tracking"].tracking_uri
+    tracking = model_resources_from_env()["mlflow"].tracking_uri
     return (
         f"\nDagster home: {os.environ['DAGSTER_HOME']}\n"
         "Assets, lineage, checks and the eval report in the Dagster UI:\n"
@@ -323,6 +345,23 @@ def ui(port) -> None:
     click.echo(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # so Ctrl-C and kill stop `dagster dev`
     os.execv(sys.executable, args)
+
+
+@main.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=8888, show_default=True)
+@click.option("--browser/--no-browser", default=True, show_default=True, help="open it in a web browser")
+def notebook(port, browser) -> None:
+    """Open notebooks/explore.ipynb in JupyterLab on 127.0.0.1, reading this Dagster home's assets."""
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    jupyter = Path(sys.executable).with_name("jupyter-lab")
+    if not (notebooks / "explore.ipynb").is_file() or not jupyter.is_file():
+        raise _Failure(f"needs the project's checkout ({notebooks}) and JupyterLab (bash scripts/setup.sh)")
+    args = [str(jupyter), "--ip=127.0.0.1", f"--port={port}", f"--ServerApp.root_dir={notebooks}"]
+    args += [] if browser else ["--no-browser"]
+    args += ["--allow-root"] if os.geteuid() == 0 else []  # containers and CI machines run as root
+    click.echo(f"JupyterLab on http://127.0.0.1:{port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.execv(str(jupyter), [*args, str(notebooks / "explore.ipynb")])
 
 
 @main.command()

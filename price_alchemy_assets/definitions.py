@@ -2,11 +2,17 @@
 
 import dagster as dg
 
-from price_alchemy_assets.assets.listings import raw_listings, validated_and_rejected_listings
+from price_alchemy_assets.assets.listings import listings_table, raw_listings, validated_and_rejected_listings
 from price_alchemy_assets.assets.model import champion, eval_report, tfidf_features, tuned_model
 from price_alchemy_assets.checks.listings import validated_listings_checks
 from price_alchemy_assets.checks.model import eval_report_checks
-from price_alchemy_assets.jobs import MAIN_JOB, main_job
+from price_alchemy_assets.jobs import (
+    MAIN_JOB,
+    main_job,
+    observe_listings_job,
+    observe_listings_schedule,
+    weekly_retraining_schedule,
+)
 from price_alchemy_assets.resources import resources_from_env
 from price_alchemy_assets.sensors.alerts import failure_alert_sensor
 from price_alchemy_assets.sensors.drift import drift_report, listings_drift_sensor
@@ -15,6 +21,7 @@ __all__ = ["MAIN_JOB", "defs"]
 
 defs = dg.Definitions(
     assets=[
+        listings_table,
         raw_listings,
         validated_and_rejected_listings,
         tfidf_features,
@@ -24,7 +31,8 @@ defs = dg.Definitions(
         drift_report,
     ],
     asset_checks=[validated_listings_checks, eval_report_checks],
-    jobs=[main_job],
+    jobs=[main_job, observe_listings_job],
+    schedules=[observe_listings_schedule, weekly_retraining_schedule],
     sensors=[listings_drift_sensor, failure_alert_sensor],
     resources=resources_from_env(),
 )

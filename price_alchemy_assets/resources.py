@@ -20,7 +20,7 @@ from pydantic import Field
 from price_alchemy_assets import settings
 from price_alchemy_assets.io_managers import GcpGCSResource, TrainingDataIOManager
 from price_alchemy_assets.model.store import ModelStore, open_model_store
-from price_alchemy_assets.model.tracking import ExperimentTracker
+from price_alchemy_assets.model.tracking import ExperimentTracker, end_open_runs
 from price_alchemy_assets.monitoring.alerts import AlertChannel, LogChannel, SmtpChannel, WebhookChannel
 from price_alchemy_assets.monitoring.drift import DriftThresholds
 from price_alchemy_assets.monitoring.traffic import PredictionLogReader
@@ -309,7 +309,8 @@ def open_warehouse_from_env() -> Iterator[Warehouse]:
 
 
 class MlflowTrackingResource(dg.ConfigurableResource):
-    """Where training runs and the model registry live (replaces the legacy dagster-mlflow resource)."""
+    """Where training runs and the model registry live (replaces the legacy dagster-mlflow resource).
+    Bound to the key "mlflow", where dagster-mlflow's end_mlflow_on_run_finished hook finds `end_run`."""
 
     tracking_uri: str = Field(description="MLflow tracking (and registry) URI")
     artifact_root: str | None = Field(default=None, description="artifact location for a new experiment")
@@ -318,6 +319,11 @@ class MlflowTrackingResource(dg.ConfigurableResource):
 
     def tracker(self) -> ExperimentTracker:
         return ExperimentTracker(self.tracking_uri, self.experiment, self.registered_model, self.artifact_root)
+
+    def end_run(self, status: str = "FINISHED") -> None:
+        """End every MLflow run this process still has open: the job's last word, after each step's own
+        tracker has ended its runs (a run opened outside a tracker would otherwise stay RUNNING)."""
+        end_open_runs(status)
 
 
 class ModelStoreResource(dg.ConfigurableResource):
@@ -338,7 +344,7 @@ def model_resources_from_env() -> dict:
     default_artifacts = None if server else str(settings.default_mlflow_artifacts())
     artifacts = os.environ.get("PRICE_ALCHEMY_MLFLOW_ARTIFACTS") or default_artifacts
     resources = {
-        "mlflow_tracking": MlflowTrackingResource(tracking_uri=tracking_uri, artifact_root=artifacts),
+        "mlflow": MlflowTrackingResource(tracking_uri=tracking_uri, artifact_root=artifacts),
         "model_store": _model_store_resource(),
     }
     if not os.environ.get(GCS_BUCKET_ENV):
@@ -385,7 +391,7 @@ def resources_under(root: Path) -> dict:
         "drift_monitor": DriftMonitorResource(),
         "prediction_log": PredictionLogResource(url=f"sqlite:///{root / 'predictions.sqlite'}"),
         "alerting": AlertingResource(),
-        "mlflow_tracking": MlflowTrackingResource(
+        "mlflow": MlflowTrackingResource(
             tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "mlartifacts")
         ),
         "model_store": ModelStoreResource(location=str(root / "store"), gcs=GcpGCSResource()),

@@ -8,13 +8,18 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
+from dagster._core.definitions.data_version import StaleStatus
 
 from price_alchemy_assets.assets.listings import raw_listings, validated_and_rejected_listings
 from price_alchemy_assets.checks.listings import _results, validated_listings_checks
+from price_alchemy_assets.jobs import observe_listings_job
+from price_alchemy_assets.listings.columns import PANDAS_DTYPES, WAREHOUSE_COLUMNS
 from price_alchemy_assets.listings.ingest import ingest_listings_file
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
 from price_alchemy_assets.listings.validation import REJECTION_COLUMN, ValidationRules, validate_listings
 from price_alchemy_assets.resources import open_warehouse_from_env, resources_under, warehouse_from_env
+
+from .conftest import run_cli
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
 
@@ -43,6 +48,15 @@ def metadata(result, key: str) -> dict:
     return {k: v.value for k, v in events[-1].event_specific_data.materialization.metadata.items()}
 
 
+def assert_column_schemas(result) -> None:
+    """Each listing asset shows its columns with the warehouse's types; rejected rows add their reason."""
+    expected = [(name, PANDAS_DTYPES[kind]) for name, kind in WAREHOUSE_COLUMNS.items()]
+    for key, extra in (("raw_listings", []), ("validated_listings", []), ("rejected_listings", [REJECTION_COLUMN])):
+        schema = metadata(result, key)["dagster/column_schema"]
+        shown = [(column.name, column.type) for column in schema.columns]
+        assert shown[: len(expected)] == expected and [name for name, _ in shown[len(expected) :]] == extra, key
+
+
 def checks(result) -> dict[str, dg.AssetCheckEvaluation]:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
@@ -68,6 +82,7 @@ def test_genuine_rows_split_into_valid_and_rejected(resources, genuine_train, tm
     assert (rejected["price"] == 0).all()
     assert set(rejected["rejection_reason"]) == {"price: is not above 0"}
     assert all(evaluation.passed for evaluation in checks(result).values())
+    assert_column_schemas(result)
 
 
 def test_checks_measure_and_block(resources, tmp_path):
@@ -120,6 +135,7 @@ def test_materialize_on_bigquery_warehouse(bigquery_env, resources, genuine_trai
     assert result.success
     assert metadata(result, "raw_listings")["warehouse"].startswith("BigQuery dataset price-alchemy-test.")
     assert metadata(result, "validated_listings")["rejected_rows"] == 8
+    assert_column_schemas(result)
 
 
 def checked_listings(rows: int = 1_000) -> pd.DataFrame:
@@ -209,3 +225,66 @@ def test_each_validation_rule_rejects_just_past_its_limit_with_its_reason():
     assert reasons == {f"l{row}" if row != 8 else "l0": reason for row, (_, _, reason) in edits.items()}
     assert sorted(result.valid["listing_id"]) == sorted(["l0", "l9", "l10", "l11"])
     assert result.rows_in == 12 and result.reason_counts().sum() == 8
+
+
+def test_new_rows_in_the_warehouse_make_the_listing_assets_stale(price_alchemy_home, tmp_path):
+    """`price-alchemy ingest` observes the warehouse table; its new data version (rows and newest
+    ingest) makes raw_listings and what follows it stale in the instance the UI reads."""
+    from dagster._utils.test.data_versions import get_stale_status_resolver
+
+    from price_alchemy_assets.assets.listings import LISTINGS_TABLE, listings_table
+    from price_alchemy_assets.resources import resources_from_env
+
+    first = write_synthetic_listings(tmp_path / "first.tsv", 300, seed=1, start=START)
+    second = write_synthetic_listings(tmp_path / "second.tsv", 200, seed=2, start=START + pd.Timedelta(days=2))
+    assert run_cli("ingest", str(first)).returncode == 0
+    listing_assets = [listings_table, raw_listings, validated_and_rejected_listings]
+    keys = [dg.AssetKey(name) for name in ("raw_listings", "validated_listings", "rejected_listings")]
+    with dg.DagsterInstance.get() as instance:
+        observed = instance.fetch_observations(dg.AssetKey(LISTINGS_TABLE), limit=1).records[0].asset_observation
+        assert observed.tags["dagster/data_version"].startswith("300@") and observed.metadata["rows"].value == 300
+        result = dg.materialize(listing_assets[1:], resources=resources_from_env(), instance=instance)
+        assert result.success
+        status = get_stale_status_resolver(instance, listing_assets)
+        assert [status.get_status(key) for key in keys] == [StaleStatus.FRESH] * 3
+
+    assert run_cli("ingest", str(first)).returncode == 0  # nothing new: the same data version
+    with dg.DagsterInstance.get() as instance:
+        status = get_stale_status_resolver(instance, listing_assets)
+        assert [status.get_status(key) for key in keys] == [StaleStatus.FRESH] * 3
+
+    assert run_cli("ingest", str(second)).returncode == 0
+    with dg.DagsterInstance.get() as instance:
+        status = get_stale_status_resolver(instance, listing_assets)
+        # raw_listings states its own data version (a hash of the rows it read), so Dagster cannot know
+        # a new read will differ: what follows it goes stale when raw_listings' content does
+        assert [status.get_status(key) for key in keys] == [StaleStatus.STALE, StaleStatus.FRESH, StaleStatus.FRESH]
+        [cause] = status.get_stale_causes(dg.AssetKey("raw_listings"))
+        assert cause.key.asset_key == dg.AssetKey("raw_listings") and cause.category.name == "DATA"
+        assert cause.dependency.asset_key == dg.AssetKey(LISTINGS_TABLE)
+        assert dg.materialize([raw_listings], resources=resources_from_env(), instance=instance).success
+        status = get_stale_status_resolver(instance, listing_assets)
+        assert [status.get_status(key) for key in keys] == [StaleStatus.FRESH, StaleStatus.STALE, StaleStatus.STALE]
+        [cause] = status.get_stale_causes(dg.AssetKey("validated_listings"))
+        assert cause.dependency.asset_key == dg.AssetKey("raw_listings") and cause.category.name == "DATA"
+        # the hourly observation job records the same version the ingest command reported
+        observed = instance.fetch_observations(dg.AssetKey(LISTINGS_TABLE), limit=1).records[0].asset_observation
+        job = dg.Definitions(
+            assets=listing_assets, jobs=[observe_listings_job], resources=resources_from_env()
+        ).resolve_job_def(observe_listings_job.name)
+        assert job.execute_in_process(instance=instance).success
+        again = instance.fetch_observations(dg.AssetKey(LISTINGS_TABLE), limit=1).records[0].asset_observation
+        assert again.tags["dagster/data_version"] == observed.tags["dagster/data_version"]
+        assert again.tags["dagster/data_version"].startswith("500@")
+
+
+def test_each_asset_s_code_version_follows_its_own_code():
+    from price_alchemy_assets.assets import model
+    from price_alchemy_assets.assets.code_versions import source_version
+    from price_alchemy_assets.assets.listings import RAW_LISTINGS_VERSION, VALIDATION_VERSION
+
+    versions = [RAW_LISTINGS_VERSION, VALIDATION_VERSION, model.FEATURES_VERSION, model.MODEL_VERSION]
+    versions += [model.EVALUATION_VERSION, model.CHAMPION_VERSION]
+    assert len(set(versions)) == 6 and all(len(v) == 12 for v in versions)
+    assert source_version("price_alchemy_assets.model.metrics") != source_version("price_alchemy_assets.model.split")
+    assert source_version("price_alchemy_assets.model.metrics") == source_version("price_alchemy_assets.model.metrics")

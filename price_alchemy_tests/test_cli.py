@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import re
 import subprocess
 import sys
+import time
 import zipfile
 
 import dagster as dg
@@ -13,6 +15,7 @@ import pytest
 from price_alchemy_assets.warehouse.duckdb_backend import DuckDBWarehouse
 
 from .conftest import run_cli
+from .platform_run import TINY
 
 HEADER = "train_id\tname\titem_condition_id\tcategory_name\tbrand_name\tprice\tshipping\titem_description\n"
 ROW = "{id}\tNike Air Max size 9\t3\tMen/Shoes/Athletic\tNike\t40.0\t1\tWorn twice\n"
@@ -53,6 +56,47 @@ def test_demo_runs_the_main_job(price_alchemy_home, tiny_run_config):
     assert "http://127.0.0.1:3000" in result.stdout and "mlflow ui --backend-store-uri" in result.stdout
     assert "materialized champion" in result.stdout
     assert stored_rows(price_alchemy_home) == 2000
+    # progress as it goes: every step starts, then ends with its time, in order; the trials are counted
+    lines = result.stdout.splitlines()
+    steps = ["raw_listings", "validated_and_rejected_listings", "tfidf_features", "tuned_model", "eval_report"]
+    starts = [lines.index(f"  {step} started") for step in [*steps, "champion"]]
+    assert starts == sorted(starts)
+    for step, start in zip([*steps, "champion"], starts, strict=True):
+        ended = next(line for line in lines[start + 1 :] if line.startswith(f"  {step} "))
+        assert re.fullmatch(rf"  {step} done in \d+\.\d s", ended), ended
+    search = lines.index(f"    LightGBM search (at most {TINY['max_evals']} trials, {TINY['timeout_seconds']} s)")
+    trials = [line for line in lines if line.startswith("    trial ")]
+    assert lines.index(trials[0]) == search + 1 and len(trials) == TINY["max_evals"]
+    for number, line in enumerate(trials, start=1):
+        expected = (
+            rf"    trial {number} of {TINY['max_evals']}: validation RMSLE 0\.\d{{4}} \(best so far 0\.\d{{4}}, \d+ s\)"
+        )
+        assert re.fullmatch(expected, line), line
+
+
+def test_a_quiet_step_is_said_to_be_still_running(tmp_path):
+    """RunProgress on a real instance: a step silent for longer than `quiet_seconds` gets a line."""
+    from price_alchemy_assets.run_progress import PROGRESS_PREFIX, RunProgress
+
+    @dg.op
+    def slow(context) -> None:
+        context.log.info(PROGRESS_PREFIX + "about to think")
+        time.sleep(2.5)
+
+    @dg.job
+    def thinking():
+        slow()
+
+    said: list[str] = []
+    run_id = "7a1e1b0e-0000-4000-8000-000000000001"
+    with (
+        dg.instance_for_test(temp_dir=str(tmp_path)) as instance,
+        RunProgress(instance, run_id, said.append, poll_seconds=0.1, quiet_seconds=1.0, terminal=False),
+    ):
+        assert thinking.execute_in_process(instance=instance, run_id=run_id).success
+    assert said[:2] == ["  slow started", "    about to think"]
+    assert any(re.fullmatch(r"  \.\.\. slow still running \(\d\.\d s\)", line) for line in said[2:-1]), said
+    assert re.fullmatch(r"  slow done in 2\.\d s", said[-1]), said
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,11 @@ ASSETS = (
 
 
 def test_definitions_load_and_validate(price_alchemy_home):
-    assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == {*ASSETS, "drift_report"}
+    assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == {
+        *ASSETS,
+        "drift_report",
+        "listings_table",
+    }
     main_job = defs.resolve_job_def(MAIN_JOB)
     assert {key.to_user_string() for key in main_job.asset_layer.executable_asset_keys} == set(ASSETS)
     assert defs.resolve_sensor_def("listings_drift_sensor").job_name == MAIN_JOB

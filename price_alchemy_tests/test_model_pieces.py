@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import numpy as np
@@ -12,7 +13,7 @@ from price_alchemy_assets.listings.files import ListingsFile
 from price_alchemy_assets.listings.synthetic import MarketplaceSynthesizer
 from price_alchemy_assets.model import features
 from price_alchemy_assets.model.baseline import RulesBaseline
-from price_alchemy_assets.model.evaluation import evaluate, should_promote
+from price_alchemy_assets.model.evaluation import evaluate, plot_report, report_figures, should_promote
 from price_alchemy_assets.model.features import FeaturizerConfig, ListingFeaturizer
 from price_alchemy_assets.model.metrics import price_metrics, rmsle
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, SplitFractions, assign_split
@@ -338,4 +339,41 @@ def test_the_eval_report_per_category_worked_by_hand():
     assert table.loc["candidate", "rmsle"] == pytest.approx(np.sqrt(2 / 6)) and table.loc["candidate", "rows"] == 6
     shown = report.markdown()
     assert shown.startswith("### Test split (6 listings)") and "### RMSLE by top-level category" in shown
-    assert f"{np.sqrt(2 / 6):.4f}" in shown and "| Men " in shown and "1.0000" in shown
+    # 4 significant digits; rows as whole numbers
+    assert f"{np.sqrt(2 / 6):.4g}" == "0.5774" and "| candidate      |      6 |  0.5774 |" in shown
+    assert re.search(r"\| Men\s+\|\s+2 \|\s+1 \|", shown), shown
+
+
+@pytest.mark.parametrize("with_champion", [False, True])
+def test_the_eval_report_figures_draw_the_report_s_numbers(tmp_path, with_champion):
+    test = pd.DataFrame(
+        {"category_name": ["Women/Tops", "Men/Shoes", "Women/Dresses"], "price": [10.0, 40.0, 25.0]}, index=[5, 2, 8]
+    )
+    candidate = pd.DataFrame({"price": [12.0, 30.0, 60.0], "price_low": 0.0, "price_high": 99.0}, index=test.index)
+    champion = candidate.assign(price=[9.0, 44.0, 20.0]) if with_champion else None
+    report = evaluate(test, candidate, rules=np.array([20.0, 20.0, 20.0]), champion=champion)
+    figures = report_figures(test, candidate, report)
+    assert list(figures) == ["predicted_vs_actual", "rmsle_by_category"]
+
+    scatter = figures["predicted_vs_actual"].axes[0]
+    points = scatter.collections[0].get_offsets()
+    np.testing.assert_array_equal(points, [[10.0, 12.0], [40.0, 30.0], [25.0, 60.0]])  # (actual, suggested)
+    diagonal = scatter.lines[0]
+    assert list(diagonal.get_xdata()) == [1, 60.0] == list(diagonal.get_ydata())  # up to the largest price
+    assert (scatter.get_xscale(), scatter.get_yscale()) == ("log", "log")
+    assert (scatter.get_xlabel(), scatter.get_ylabel()) == ("actual price ($)", "suggested price ($)")
+    assert scatter.get_title() == "Test split: suggested vs actual"
+
+    bars = figures["rmsle_by_category"].axes[0]
+    models = ["candidate", "rules_baseline"] + (["champion"] if with_champion else [])
+    assert [text.get_text() for text in bars.get_legend().get_texts()] == models
+    assert [label.get_text() for label in bars.get_xticklabels()] == ["Women", "Men"]  # most listings first
+    by_category = report.per_category.set_index("category")
+    heights = [[patch.get_height() for patch in group] for group in bars.containers]
+    assert heights == [pytest.approx(by_category[model].tolist()) for model in models]
+    assert heights[0][1] == pytest.approx(abs(np.log(31 / 41)))  # Men: candidate $30 for $40
+    assert (bars.get_ylabel(), bars.get_title()) == ("RMSLE", "Test split: error by top-level category")
+
+    paths = plot_report(test, candidate, report, tmp_path / "plots")
+    assert paths == [tmp_path / "plots" / "predicted_vs_actual.png", tmp_path / "plots" / "rmsle_by_category.png"]
+    assert all(path.read_bytes().startswith(b"\x89PNG") for path in paths)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest.mock import ANY
 
 import dagster as dg
 import mlflow
@@ -16,8 +19,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from price_alchemy_assets.assets.model import CandidateModel, champion
+from price_alchemy_assets.assets.model import CandidateModel, champion, significant
 from price_alchemy_assets.checks.model import eval_report_checks
+from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.listings.files import ListingsFile
 from price_alchemy_assets.model.evaluation import CANDIDATE, CHAMPION, RULES
 from price_alchemy_assets.model.store import FolderModelStore
@@ -98,7 +102,19 @@ def test_train_evaluate_promote_then_keep(platform):
         assert promoted["promoted"] is True
         record = store.champion()
         assert record.dagster_run_id == first.run_id and record.training_rows == features["rows/train"]
-        assert record.metrics["rmsle"] == pytest.approx(report["candidate/rmsle"])
+        assert significant(record.metrics["rmsle"]) == report["candidate/rmsle"]  # 4 significant digits
+        assert report["mlflow_run"] == record.mlflow_run_id == tuned["mlflow_run"]  # no server to link to
+        # the plots are in the UI, not only in MLflow: two PNGs inline in the markdown
+        pictures = re.findall(r"!\[(\w+)\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", report["plots"])
+        assert [name for name, _ in pictures] == ["predicted_vs_actual", "rmsle_by_category"]
+        assert all(base64.b64decode(data).startswith(b"\x89PNG") for _, data in pictures)
+        # the per-category table holds the same numbers as the markdown report, row for row
+        table = report["rmsle_by_category"]
+        assert [column.name for column in table.schema.columns] == ["category", "rows", "candidate", "rules_baseline"]
+        assert sum(row.data["rows"] for row in table.records) == report["test_rows"]
+        for row in table.records:
+            assert f"| {row.data['category']} " in report["report"]
+            assert all(value == significant(value) for value in row.data.values() if isinstance(value, float))
         pointer = json.loads((tmp_path / "store" / "champion.json").read_text())
         assert pointer["version"] == record.version and pointer["mlflow_run_id"]
 
@@ -135,7 +151,41 @@ def test_train_evaluate_promote_then_keep(platform):
         pyfunc = mlflow.pyfunc.load_model("models:/price-alchemy@champion")
     finally:
         mlflow.set_tracking_uri(previous)
-    pd.testing.assert_frame_equal(pyfunc.predict(listings), store.load_champion()[1].predict(listings))
+    expected = store.load_champion()[1].predict(listings)
+    pd.testing.assert_frame_equal(pyfunc.predict(listings), expected)
+    version = client.get_model_version("price-alchemy", record.registered_model_version)
+    assert version.tags == {"dagster_run_id": first.run_id, "data_version": record.data_version, "code_version": ANY}
+    assert version.tags["code_version"]
+    [training_input] = parent.inputs.dataset_inputs
+    assert training_input.dataset.name == f"listings@{record.data_version}"
+    assert json.loads(training_input.dataset.profile)["num_rows"] == features["rows/train"]
+    signature = pyfunc.metadata.signature
+    assert signature.inputs.input_names() == list(SELLER_FIELDS)
+    assert signature.outputs.input_names() == ["price", "price_low", "price_high"]
+    assert {c.name for c in signature.inputs.inputs if not c.required} == {
+        "category_name",
+        "brand_name",
+        "item_description",
+    }
+
+    # ...and leaves this virtualenv: MLflow builds an environment from the model's own requirements
+    listings[list(SELLER_FIELDS)].to_csv(tmp_path / "listings.csv", index=False)
+    scored = subprocess.run(
+        [sys.executable, "-m", "mlflow", "models", "predict", "-m", "models:/price-alchemy@champion"]
+        + ["-i", str(tmp_path / "listings.csv"), "-t", "csv", "--env-manager", "uv", "-o", str(tmp_path / "out.json")],
+        env=os.environ
+        | {
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "MLFLOW_ENV_ROOT": str(tmp_path / "mlflow-envs"),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # uv
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    portable = pd.DataFrame(json.loads((tmp_path / "out.json").read_text())["predictions"])
+    pd.testing.assert_frame_equal(portable, expected.reset_index(drop=True), rtol=1e-9)
 
 
 def test_cli_train_then_predict_genuine_rows(
@@ -217,3 +267,24 @@ def test_predict_stopped_midway_by_sigterm_or_ctrl_c_leaves_no_partial_files(pri
         assert process.returncode != 0, f"{stop.name}: stopped, not finished"
         assert "Traceback" not in stderr, stderr
         assert list(output.parent.iterdir()) == [], f"{stop.name}: a partial or half-written output was left"
+
+
+def test_the_main_job_ends_every_mlflow_run_a_step_left_open(tmp_path):
+    """dagster-mlflow's hook on the main job calls the "mlflow" resource's end_run after the last step
+    or a failed one: whatever a step left RUNNING ends, nested runs first."""
+    from price_alchemy_assets.jobs import main_job
+    from price_alchemy_assets.resources import MlflowTrackingResource
+
+    assert [hook.name for hook in main_job.hooks] == ["end_mlflow_on_run_finished"]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        outer = mlflow.start_run(run_name="left-open")
+        inner = mlflow.start_run(run_name="trial", nested=True)
+        MlflowTrackingResource(tracking_uri=uri).end_run("FAILED")
+        assert mlflow.active_run() is None
+    finally:
+        mlflow.set_tracking_uri(previous)
+    client = MlflowClient(tracking_uri=uri)
+    assert [client.get_run(run.info.run_id).info.status for run in (outer, inner)] == ["FAILED", "FAILED"]

@@ -140,7 +140,10 @@ def test_every_request_is_one_ecs_json_log_line(service):
         lambda: next((json.loads(x) for x in service.output().splitlines() if "ecs-probe" in x), None),
         what="access log line",
     )
-    assert line["ecs.version"] and line["@timestamp"] and line["log.level"] == "info"
+    # Elastic's formatter: the fields Filebeat's pipeline (deploy/elk) keys on, and the request's own
+    assert line["ecs.version"] and line["@timestamp"].endswith("Z") and line["log.level"] == "info"
+    assert line["service"]["name"] == "price-alchemy" and line["log"]["logger"] == "price_alchemy.access"
+    assert line["message"] == "POST /predict 200" and line["user_agent"]["original"] == "ecs-probe"
     assert line["http"]["request"]["method"] == "POST" and line["http"]["response"]["status_code"] == 200
     assert line["url"]["path"] == "/predict" and line["event"]["duration"] > 0
 

@@ -4,8 +4,10 @@ Thin wiring: the work is in price_alchemy_assets.model; here are run config, MLf
 model store, and the metadata the Dagster UI shows.
 """
 
+import base64
 import tempfile
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -13,12 +15,12 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from price_alchemy_assets import __version__
+from price_alchemy_assets.assets.code_versions import source_version
 from price_alchemy_assets.model.baseline import RulesBaseline
 from price_alchemy_assets.model.bundle import TrainingConfig, train_price_model
 from price_alchemy_assets.model.dataset import SPLITS, TrainingData, build_training_data
 from price_alchemy_assets.model.ensemble import RIDGE_BLOCK_WEIGHTS, BlendConfig
-from price_alchemy_assets.model.evaluation import CANDIDATE, evaluate, plot_report, should_promote
+from price_alchemy_assets.model.evaluation import CANDIDATE, EvalReport, evaluate, plot_report, should_promote
 from price_alchemy_assets.model.features import FeaturizerConfig
 from price_alchemy_assets.model.mlp import MLPConfig
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, SplitFractions
@@ -26,9 +28,19 @@ from price_alchemy_assets.model.store import ChampionRecord, now_iso
 from price_alchemy_assets.model.tuning import SearchSpace, TuningBudget
 from price_alchemy_assets.monitoring.profile import ListingsProfile
 from price_alchemy_assets.resources import MlflowTrackingResource, ModelStoreResource
+from price_alchemy_assets.run_progress import PROGRESS_PREFIX
 
 MODEL_GROUP = "model"
-CODE_VERSION = __version__
+_MODEL = "price_alchemy_assets.model."
+FEATURES_VERSION = source_version(
+    *(_MODEL + name for name in ("dataset", "features", "split")), "price_alchemy_assets.monitoring.profile", __name__
+)
+MODEL_VERSION = source_version(
+    *(_MODEL + name for name in ("bundle", "ensemble", "features", "mlp", "trees", "tuning", "tracking")), __name__
+)
+"""tuned_model's code version: the one a champion and its registry version record."""
+EVALUATION_VERSION = source_version(*(_MODEL + name for name in ("evaluation", "metrics", "baseline")), __name__)
+CHAMPION_VERSION = source_version(_MODEL + "evaluation", _MODEL + "store", __name__)
 
 
 TUNING_COLUMNS = ["listing_id", "price", "split", "category_name", "ingested_at"]
@@ -129,7 +141,10 @@ class CandidateModel:
 
 
 @dg.asset(
-    group_name=MODEL_GROUP, io_manager_key="training_data_io_manager", code_version=CODE_VERSION, kinds={"scikitlearn"}
+    group_name=MODEL_GROUP,
+    io_manager_key="training_data_io_manager",
+    code_version=FEATURES_VERSION,
+    kinds={"scikitlearn"},
 )
 def tfidf_features(config: FeaturesConfig, validated_listings: pd.DataFrame) -> dg.Output[TrainingData]:
     """Labelled listings split by id hash, and the featurizer fitted on the train split only."""
@@ -167,7 +182,7 @@ def tfidf_features(config: FeaturesConfig, validated_listings: pd.DataFrame) -> 
 @dg.asset(
     group_name=MODEL_GROUP,
     io_manager_key="record_io_manager",
-    code_version=CODE_VERSION,
+    code_version=MODEL_VERSION,
     kinds={"lightgbm", "mlflow"},
     ins={"tfidf_features": dg.AssetIn(metadata={"listing_columns": TUNING_COLUMNS})},
 )
@@ -175,51 +190,49 @@ def tuned_model(
     context: dg.AssetExecutionContext,
     config: TuningConfig,
     tfidf_features: TrainingData,
-    mlflow_tracking: MlflowTrackingResource,
+    mlflow: MlflowTrackingResource,
     model_store: ModelStoreResource,
 ) -> dg.Output[CandidateModel]:
     """Ridge, sparse MLPs and LightGBM tuned with hyperopt, blended on held-out rows and refitted on
     train + validation; every trial a nested MLflow run; the bundle registered."""
-    data, tracker, store = tfidf_features, mlflow_tracking.tracker(), model_store.store()
+    data, tracker, store = tfidf_features, mlflow.tracker(), model_store.store()
     training = config.training()
     with tracker.run("tuned_model", tags={"dagster_run_id": context.run_id, "data_version": data.data_version}) as run:
-        import mlflow
-
-        mlflow.log_params(
-            {
+        model, tuning = train_price_model(
+            data.rows(TRAIN),
+            data.rows(VALIDATION),
+            training,
+            on_trial=trial_reporter(context, tracker, training.budget.max_evals),
+            featurizer=data.featurizer,
+            train_features=data.matrices[TRAIN],
+            validation_features=data.matrices[VALIDATION],
+            profile=data.profile,
+            on_stage=lambda stage: context.log.info(PROGRESS_PREFIX + stage),
+        )
+        model.info |= {
+            "ingested_through": data.listings["ingested_at"].max().isoformat(),
+            "data_version": data.data_version,
+            "dagster_run_id": context.run_id,
+            "code_version": MODEL_VERSION,
+            "mlflow_run_id": run.info.run_id,
+        }
+        tracker.log_run_facts(
+            params={
                 "max_evals": training.budget.max_evals,
                 "timeout_seconds": training.budget.timeout_seconds,
                 "ridge_alphas": list(training.blend.ridge_alphas),
                 "mlp_networks": training.blend.mlp.networks,
                 "seed": training.budget.seed,
                 "features": data.matrices[TRAIN].shape[1],
-            }
-        )
-        model, tuning = train_price_model(
-            data.rows(TRAIN),
-            data.rows(VALIDATION),
-            training,
-            on_trial=tracker.log_trial,
-            featurizer=data.featurizer,
-            train_features=data.matrices[TRAIN],
-            validation_features=data.matrices[VALIDATION],
-            profile=data.profile,
-            on_stage=lambda stage: context.log.info("tuned_model: %s", stage),
-        )
-        model.info |= {
-            "ingested_through": data.listings["ingested_at"].max().isoformat(),
-            "data_version": data.data_version,
-            "dagster_run_id": context.run_id,
-            "code_version": CODE_VERSION,
-            "mlflow_run_id": run.info.run_id,
-        }
-        mlflow.log_metrics(
-            {k: v for k, v in model.info.items() if k.startswith("validation_rmsle")}
+            },
+            metrics={k: v for k, v in model.info.items() if k.startswith("validation_rmsle")}
             | {f"weight_{name}": weight for name, weight in model.blend.weights.items()}
-            | {"interval_half_width": model.interval_half_width}
+            | {"interval_half_width": model.interval_half_width},
         )
+        tracker.log_training_listings(data.rows(TRAIN), data.data_version)
         path = store.save(model, context.run_id)
-        registered = tracker.log_model(store.bundle_dir(path))
+        lineage = {"dagster_run_id": context.run_id, "data_version": data.data_version, "code_version": MODEL_VERSION}
+        registered = tracker.log_model(store.bundle_dir(path), tags=lineage)
     candidate = CandidateModel(
         context.run_id,
         path,
@@ -244,11 +257,26 @@ def tuned_model(
             "lightgbm_best_iteration": tuning.best.best_iteration,
             "lightgbm_params": dg.MetadataValue.json({k: v for k, v in tuning.best.params.items()}),
             "model_path": dg.MetadataValue.path(path),
-            "mlflow_run_id": run.info.run_id,
+            "mlflow_run": dg.MetadataValue.url(url) if (url := tracker.run_url(run.info.run_id)) else run.info.run_id,
             "registered_model_version": registered,
             "training_profile": dg.MetadataValue.md(profile_markdown(data.profile)),
         },
     )
+
+
+def trial_reporter(context: dg.AssetExecutionContext, tracker, max_evals: int):
+    """Each hyperopt trial as a nested MLflow run and as a progress line: trial n of N, best so far."""
+    best = [float("inf")]
+
+    def report(trial) -> None:
+        tracker.log_trial(trial)
+        best[0] = min(best[0], trial.validation_rmsle)
+        context.log.info(
+            f"{PROGRESS_PREFIX}trial {trial.number + 1} of {max_evals}: validation RMSLE "
+            f"{trial.validation_rmsle:.4f} (best so far {best[0]:.4f}, {trial.seconds:.0f} s)"
+        )
+
+    return report
 
 
 def profile_markdown(profile: ListingsProfile, top: int = 8) -> str:
@@ -269,16 +297,36 @@ def profile_markdown(profile: ListingsProfile, top: int = 8) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(group_name=MODEL_GROUP, io_manager_key="record_io_manager", code_version=CODE_VERSION)
+def significant(value: float, digits: int = 4) -> float:
+    """A metric as the UI shows it: 0.5123, not 0.5123456789012345."""
+    return float(f"{value:.{digits}g}")
+
+
+def per_category_table(report: EvalReport) -> dg.TableMetadataValue:
+    """RMSLE by top-level category, one column per model, as a sortable table in the UI."""
+    frame = report.per_category
+    columns = [dg.TableColumn("category", "string"), dg.TableColumn("rows", "int")]
+    columns += [dg.TableColumn(name, "float") for name in frame.columns[2:]]
+    records = [
+        dg.TableRecord(
+            {"category": row["category"], "rows": int(row["rows"])}
+            | {name: significant(row[name]) for name in frame.columns[2:]}
+        )
+        for row in frame.to_dict("records")
+    ]
+    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
+
+
+@dg.asset(group_name=MODEL_GROUP, io_manager_key="record_io_manager", code_version=EVALUATION_VERSION)
 def eval_report(
     context: dg.AssetExecutionContext,
     tfidf_features: TrainingData,
     tuned_model: CandidateModel,
     model_store: ModelStoreResource,
-    mlflow_tracking: MlflowTrackingResource,
+    mlflow: MlflowTrackingResource,
 ) -> dg.Output[dict]:
     """The candidate on the test split beside the rules baseline and the champion, same rows."""
-    data, store, tracker = tfidf_features, model_store.store(), mlflow_tracking.tracker()
+    data, store, tracker = tfidf_features, model_store.store(), mlflow.tracker()
     test = data.rows(TEST)
     candidate = store.load(tuned_model.version).predict(test)
     rules = RulesBaseline().fit(pd.concat([data.rows(TRAIN), data.rows(VALIDATION)])).predict(test)
@@ -288,6 +336,9 @@ def eval_report(
     with tempfile.TemporaryDirectory() as folder:
         plots = plot_report(test, candidate, report, Path(folder))
         tracker.log_artifacts(tuned_model.mlflow_run_id, plots, "eval_report")
+        pictures = "\n\n".join(
+            f"![{path.stem}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})" for path in plots
+        )
     tracker.client.log_metric(tuned_model.mlflow_run_id, "test_rmsle", report.metrics[CANDIDATE]["rmsle"])
     summary = {
         "candidate_version": tuned_model.version,
@@ -304,25 +355,33 @@ def eval_report(
             "max_actual_price": float(test["price"].max()),
         },
     }
+    run_url = tracker.run_url(tuned_model.mlflow_run_id)
     metadata = {
         "report": dg.MetadataValue.md(report.markdown()),
+        "plots": dg.MetadataValue.md(pictures),
+        "rmsle_by_category": per_category_table(report),
         "test_rows": report.rows,
-        "mlflow_run_id": tuned_model.mlflow_run_id,
+        "mlflow_run": dg.MetadataValue.url(run_url) if run_url else tuned_model.mlflow_run_id,
     }
     for name, metrics in report.metrics.items():
-        metadata |= {f"{name}/{key}": float(value) for key, value in metrics.items() if key != "rows"}
+        metadata |= {f"{name}/{key}": significant(value) for key, value in metrics.items() if key != "rows"}
     context.log.info("eval report:\n%s", report.table().to_string())
     return dg.Output(summary, metadata=metadata)
 
 
-@dg.asset(group_name=MODEL_GROUP, code_version=CODE_VERSION)
+CHAMPION_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=14), warn_window=timedelta(days=8))
+"""A champion judged more than 8 days ago warns, 14 days fails: the weekly retraining (or drift) should
+have judged a new candidate by then, whether or not it was promoted."""
+
+
+@dg.asset(group_name=MODEL_GROUP, code_version=CHAMPION_VERSION, freshness_policy=CHAMPION_FRESHNESS)
 def champion(
     context: dg.AssetExecutionContext,
     config: PromotionConfig,
     eval_report: dict,
     tuned_model: CandidateModel,
     model_store: ModelStoreResource,
-    mlflow_tracking: MlflowTrackingResource,
+    mlflow: MlflowTrackingResource,
 ) -> dg.MaterializeResult:
     """The model a service should serve: the candidate, if it beats the champion on the same rows.
     Runs only after eval_report's blocking checks pass."""
@@ -338,13 +397,13 @@ def champion(
             mlflow_run_id=tuned_model.mlflow_run_id,
             registered_model_version=tuned_model.registered_version,
             data_version=tuned_model.data_version,
-            code_version=CODE_VERSION,
+            code_version=MODEL_VERSION,
             training_rows=tuned_model.training_rows,
             metrics=eval_report["metrics"][CANDIDATE],
         )
         store.promote(record)
         if tuned_model.registered_version:
-            mlflow_tracking.tracker().set_champion(tuned_model.registered_version)
+            mlflow.tracker().set_champion(tuned_model.registered_version)
     current = store.champion()
     return dg.MaterializeResult(
         metadata={

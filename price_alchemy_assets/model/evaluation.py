@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from price_alchemy_assets.model.metrics import price_metrics
 
@@ -21,11 +22,13 @@ class EvalReport:
     rows: int
 
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame(self.metrics).T[["rows", "rmsle", "rmse", "mae", "r2_log", "coverage", "median_width"]]
+        table = pd.DataFrame(self.metrics).T[["rows", "rmsle", "rmse", "mae", "r2_log", "coverage", "median_width"]]
+        return table.astype({"rows": "int64"})
 
     def markdown(self) -> str:
-        overall = self.table().to_markdown(floatfmt=".4f")
-        categories = self.per_category.to_markdown(index=False, floatfmt=".4f")
+        """Both tables, numbers to 4 significant digits."""
+        overall = self.table().to_markdown(floatfmt=".4g")
+        categories = self.per_category.to_markdown(index=False, floatfmt=".4g")
         return (
             f"### Test split ({self.rows:,} listings)\n\n{overall}\n\n### RMSLE by top-level category\n\n{categories}\n"
         )
@@ -71,19 +74,14 @@ def should_promote(metrics: dict[str, dict[str, float]], margin: float) -> tuple
     return False, f"candidate RMSLE {ours:.4f} does not beat champion {theirs:.4f} by more than {margin}; champion kept"
 
 
-def plot_report(test: pd.DataFrame, candidate: pd.DataFrame, report: EvalReport, directory: Path) -> list[Path]:
-    """Predicted vs actual, and RMSLE by category, as PNG files."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    directory.mkdir(parents=True, exist_ok=True)
-    scatter = directory / "predicted_vs_actual.png"
-    figure, axis = plt.subplots(figsize=(6, 6))
+def report_figures(test: pd.DataFrame, candidate: pd.DataFrame, report: EvalReport) -> dict[str, Figure]:
+    """Predicted vs actual, and RMSLE by top-level category, by file name stem. Figures made without
+    pyplot's global state, so a run in a sensor's or a service's thread draws safely."""
+    scatter = Figure(figsize=(6, 6))
+    axis = scatter.subplots()
     axis.scatter(test["price"], candidate["price"], s=4, alpha=0.4)
     limit = float(max(test["price"].max(), candidate["price"].max()))
-    axis.plot([1, limit], [1, limit], color="grey", linewidth=1)
+    axis.plot([1, limit], [1, limit], color="grey", linewidth=1)  # where suggested equals actual
     axis.set(
         xscale="log",
         yscale="log",
@@ -91,18 +89,22 @@ def plot_report(test: pd.DataFrame, candidate: pd.DataFrame, report: EvalReport,
         ylabel="suggested price ($)",
         title="Test split: suggested vs actual",
     )
-    figure.tight_layout()
-    figure.savefig(scatter, dpi=100)
-    plt.close(figure)
+    scatter.tight_layout()
 
-    bars = directory / "rmsle_by_category.png"
-    figure, axis = plt.subplots(figsize=(8, 4))
-    table = report.per_category.set_index("category")[
-        [c for c in ("candidate", "rules_baseline", "champion") if c in report.per_category]
-    ]
-    table.plot.bar(ax=axis)
+    bars = Figure(figsize=(8, 4))
+    axis = bars.subplots()
+    models = [c for c in (CANDIDATE, RULES, CHAMPION) if c in report.per_category]
+    report.per_category.set_index("category")[models].plot.bar(ax=axis)
     axis.set(ylabel="RMSLE", title="Test split: error by top-level category")
-    figure.tight_layout()
-    figure.savefig(bars, dpi=100)
-    plt.close(figure)
-    return [scatter, bars]
+    bars.tight_layout()
+    return {"predicted_vs_actual": scatter, "rmsle_by_category": bars}
+
+
+def plot_report(test: pd.DataFrame, candidate: pd.DataFrame, report: EvalReport, directory: Path) -> list[Path]:
+    """The report's figures as PNG files in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for stem, figure in report_figures(test, candidate, report).items():
+        paths.append(directory / f"{stem}.png")
+        figure.savefig(paths[-1], dpi=100)
+    return paths

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
@@ -19,12 +20,38 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
+from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.model.bundle import PriceModel
 from price_alchemy_assets.model.tuning import Trial
 
 CHAMPION_ALIAS = "champion"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-MODEL_RUNTIME = ("lightgbm", "scikit-learn", "scipy", "numpy", "pandas", "joblib")
+MODEL_RUNTIME = ("lightgbm", "scikit-learn", "scipy", "numpy", "pandas", "joblib", "threadpoolctl")
+"""What loading and scoring a bundle imports (price_alchemy_assets.model.bundle and what it imports),
+besides MLflow itself: the registered model's own environment is built from this list alone."""
+EXAMPLE_LISTINGS = pd.DataFrame(
+    [
+        {
+            "name": "Nike Air Max 90 running shoes",
+            "item_condition_id": 2,
+            "category_name": "Men/Shoes/Athletic",
+            "brand_name": "Nike",
+            "shipping": 1,
+            "item_description": "Worn twice, no box.",
+        },
+        {
+            "name": "Blue ceramic mug",
+            "item_condition_id": 1,
+            "category_name": None,
+            "brand_name": None,
+            "shipping": 0,
+            "item_description": None,
+        },
+    ],
+    columns=list(SELLER_FIELDS),
+)
+"""The registered model's input example; its missing fields make brand, category and description
+optional in the signature, as they are for a seller."""
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 logging.getLogger("mlflow").setLevel(logging.ERROR)
@@ -43,6 +70,12 @@ class PriceModelPyfunc(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.model.predict(model_input)
+
+
+def end_open_runs(status: str) -> None:
+    """End this process's open MLflow runs, nested ones first, with `status`."""
+    while mlflow.active_run() is not None:
+        mlflow.end_run(status)
 
 
 class ExperimentTracker:
@@ -68,13 +101,17 @@ class ExperimentTracker:
             with mlflow.start_run(run_name=name, experiment_id=self.experiment_id, tags=tags or {}) as run:
                 yield run
         finally:
-            while mlflow.active_run() is not None:
-                mlflow.end_run("FAILED")
+            end_open_runs("FAILED")
             tracking_utils._tracking_uri = previous
             if previous_env is None:
                 os.environ.pop(TRACKING_URI_ENV, None)
             else:
                 os.environ[TRACKING_URI_ENV] = previous_env
+
+    def log_run_facts(self, params: dict, metrics: dict[str, float]) -> None:
+        """Inside `run`: the run's own parameters and metrics."""
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
 
     def log_trial(self, trial: Trial) -> None:
         """Inside `run`: one nested run per hyperopt trial."""
@@ -88,8 +125,16 @@ class ExperimentTracker:
                 }
             )
 
-    def log_model(self, bundle_dir: Path) -> str:
-        """Inside `run`: log the bundle as a pyfunc model and register it; returns the registry version."""
+    def log_model(self, bundle_dir: Path, tags: dict[str, str] | None = None) -> str:
+        """Inside `run`: log the bundle as a pyfunc model with its signature and input example, and
+        register it with `tags` on the registry version; returns the registry version."""
+        from mlflow.models import infer_signature
+
+        example = EXAMPLE_LISTINGS
+        with warnings.catch_warnings():
+            # its hint about integer columns with missing values: condition and shipping are never missing
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
+            signature = infer_signature(example, PriceModel.load(bundle_dir).predict(example))
         info = mlflow.pyfunc.log_model(
             name="price_model",
             python_model=PriceModelPyfunc(),
@@ -97,12 +142,30 @@ class ExperimentTracker:
             registered_model_name=self.registered_model,
             pip_requirements=model_requirements(),
             code_paths=[str(PACKAGE_DIR)],
+            signature=signature,
+            input_example=example,
         )
-        return str(info.registered_model_version or "")
+        version = str(info.registered_model_version or "")
+        for key, value in (tags or {}).items():
+            self.client.set_model_version_tag(self.registered_model, version, key, value)
+        return version
+
+    def log_training_listings(self, listings: pd.DataFrame, data_version: str) -> None:
+        """Inside `run`: the listings the model learned from, as the run's input dataset (MLflow keeps
+        their schema, size and digest, not the rows)."""
+        dataset = mlflow.data.from_pandas(listings, name=f"listings@{data_version}", targets="price")
+        mlflow.log_input(dataset, context="training")
 
     def log_artifacts(self, run_id: str, paths: list[Path], folder: str) -> None:
         for path in paths:
             self.client.log_artifact(run_id, str(path), artifact_path=folder)
+
+    def run_url(self, run_id: str) -> str | None:
+        """The run's page on a tracking server; None for a local store (no server to link to)."""
+        if not self.tracking_uri.startswith(("http://", "https://")):
+            return None
+        experiment_id = self.client.get_run(run_id).info.experiment_id
+        return f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
     def set_champion(self, version: str) -> None:
         self.client.set_registered_model_alias(self.registered_model, CHAMPION_ALIAS, version)

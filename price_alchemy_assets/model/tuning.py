@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import lightgbm as lgb
 import numpy as np
 import scipy.sparse as sp
-from hyperopt import STATUS_OK, Trials, fmin, hp, tpe
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,8 @@ class SearchSpace:
     lambda_l2: tuple[float, float] = (1e-3, 10.0)
 
     def to_hyperopt(self) -> dict:
+        from hyperopt import hp  # see tune_lightgbm
+
         return {
             "num_leaves": hp.quniform("num_leaves", *self.num_leaves, 1),
             "max_depth": hp.quniform("max_depth", *self.max_depth, 1),
@@ -157,6 +158,10 @@ def tune_lightgbm(
     on_trial: Callable[[Trial], None] | None = None,
 ) -> TuningResult:
     """`y_*` are log1p prices."""
+    # imported here, not at the top: a saved bundle loads through this module's dataclasses, and the
+    # registered MLflow model's environment holds only what scoring needs (tracking.MODEL_RUNTIME)
+    from hyperopt import STATUS_OK, Trials, fmin, tpe
+
     trials: list[Trial] = []
     best_booster: list[lgb.Booster] = [None]
     train, valid = lightgbm_datasets(x_train, y_train, x_valid, y_valid, budget.seed, space.min_data_in_leaf[0])

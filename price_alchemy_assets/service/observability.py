@@ -3,25 +3,23 @@
 One ASGI middleware around the whole app observes each request once, for both: route (the
 matched path template, so unknown paths cannot blow up label counts), status and duration.
 
-The log lines follow Elastic Common Schema field names so Filebeat or Logstash can ship them to
-Elasticsearch unchanged (deploy/ has that pipeline). They go through a queue to a listener
-thread, so a slow stdout never holds up a response.
+The log lines are Elastic Common Schema JSON, written by Elastic's ecs-logging formatter, so
+Filebeat or Logstash can ship them to Elasticsearch unchanged (deploy/ has that pipeline). They go
+through a queue to a listener thread, so a slow stdout never holds up a response.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.handlers
 import queue
 import sys
 import time
 import traceback
-from datetime import UTC, datetime
 
+import ecs_logging
 from prometheus_client import Counter, Gauge, Histogram
 
-ECS_VERSION = "8.11.0"
 SERVICE_NAME = "price-alchemy"
 
 PREDICTIONS = Counter("price_alchemy_predictions", "Listings priced, by model version", ["model_version"])
@@ -43,35 +41,16 @@ PREDICTION_LOG_PENDING = Gauge("price_alchemy_prediction_log_pending", "Predicti
 access_log = logging.getLogger("price_alchemy.access")
 
 
-class EcsJsonFormatter(logging.Formatter):
-    """A record as one ECS JSON line; `record.ecs` (a dict of ECS objects) is merged in."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        document = {
-            "@timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "log.level": record.levelname.lower(),
-            "message": record.getMessage(),
-            "ecs.version": ECS_VERSION,
-            "log": {"logger": record.name},
-            "service": {"name": SERVICE_NAME},
-            "process": {"pid": record.process},
-        }
-        document.update(getattr(record, "ecs", {}))
-        return json.dumps(document, default=str)
-
-
 class _EcsQueueHandler(logging.handlers.QueueHandler):
     """Puts a record's exception in ECS `error` (with its stack trace) before the queue, which
-    would otherwise fold it into the message."""
+    would otherwise fold it into the message and drop it: ecs-logging's formatter, on the other
+    side of the queue, writes the `error` field as it finds it."""
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         if record.exc_info:
             kind, error, trace = record.exc_info
             stack = "".join(traceback.format_exception(kind, error, trace))
-            record.ecs = {
-                **getattr(record, "ecs", {}),
-                "error": {"type": kind.__name__, "message": str(error), "stack_trace": stack},
-            }
+            record.error = {"type": kind.__name__, "message": str(error), "stack_trace": stack}
             record.exc_info, record.exc_text = None, None
         return super().prepare(record)
 
@@ -105,7 +84,9 @@ def start_ecs_logging(level: int = logging.INFO) -> logging.handlers.QueueListen
     """Route the service's loggers through a queue to one JSON-lines handler on stdout."""
     records: queue.SimpleQueue = queue.SimpleQueue()
     output = _LinesToStdout(sys.stdout)
-    output.setFormatter(EcsJsonFormatter())
+    # Elastic's own formatter: ECS field names and types as Filebeat and Kibana expect them; a
+    # record's `extra` objects (http, url, event...) become ECS fields of the line
+    output.setFormatter(ecs_logging.StdlibFormatter(extra={"service": {"name": SERVICE_NAME}}))
     listener = _FlushingWhenIdle(records, output)
     listener.start()
     for name in ("price_alchemy", "price_alchemy_assets", "uvicorn.error"):
@@ -146,13 +127,11 @@ def observe_requests(app):
                 scope["path"],
                 status,
                 extra={
-                    "ecs": {
-                        "event": {"kind": "event", "category": ["web"], "duration": duration},
-                        "http": {"request": {"method": scope["method"]}, "response": {"status_code": status}},
-                        "url": {"path": scope["path"], "query": scope.get("query_string", b"").decode("latin-1")},
-                        "client": {"ip": client[0], "port": client[1]},
-                        "user_agent": {"original": headers.get(b"user-agent", b"").decode("latin-1")},
-                    }
+                    "event": {"kind": "event", "category": ["web"], "duration": duration},
+                    "http": {"request": {"method": scope["method"]}, "response": {"status_code": status}},
+                    "url": {"path": scope["path"], "query": scope.get("query_string", b"").decode("latin-1")},
+                    "client": {"ip": client[0], "port": client[1]},
+                    "user_agent": {"original": headers.get(b"user-agent", b"").decode("latin-1")},
                 },
             )
 

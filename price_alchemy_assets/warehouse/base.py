@@ -167,6 +167,16 @@ class Warehouse(ABC):
             )
         return conform(frame.reset_index(drop=True))
 
+    def ingest_watermark(self) -> tuple[int, datetime | None]:
+        """How many listings are stored and when the newest arrived: rows only ever arrive (an ingest
+        adds, nothing updates), so this pair changes exactly when the table's content does."""
+        with self._listings_session() as session:
+            row = session.query(
+                f"SELECT COUNT(*) AS listings, MAX(ingested_at) AS newest FROM {session.ref(self.listings_table)}"
+            ).iloc[0]
+        newest = None if pd.isna(row["newest"]) else pd.Timestamp(row["newest"]).to_pydatetime()
+        return int(row["listings"]), newest
+
     def count_listings(self, start: datetime | None = None, end: datetime | None = None) -> int:
         return int(self.summary(start, end)["listings"])
 
