@@ -93,7 +93,11 @@ def test_the_notebook_shows_the_assets_values(trained_home):
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
     ).execute()
 
-    from price_alchemy_assets.definitions import defs
+    from price_alchemy_assets.definitions import defs as imported
+
+    # the code location as the kernel built it: resources from this test's environment (an import
+    # earlier in the session read another DAGSTER_HOME)
+    defs = dg.Definitions(assets=list(imported.assets), resources=resources_from_env())
 
     with dg.DagsterInstance.get() as instance:
         assert f"Dagster home: {trained_home}" in _text(_outputs(executed, "setup"))
