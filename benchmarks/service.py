@@ -49,7 +49,7 @@ SHARED = REPO.parent / "shared" / "data"
 
 from price_alchemy_assets.listings.columns import SELLER_FIELDS  # noqa: E402
 from price_alchemy_assets.listings.files import ListingsFile  # noqa: E402
-from price_alchemy_assets.model.bundle import TrainingConfig, train_price_model  # noqa: E402
+from price_alchemy_assets.model.bundle import PriceModel, TrainingConfig, train_price_model  # noqa: E402
 from price_alchemy_assets.model.metrics import price_metrics  # noqa: E402
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, assign_split  # noqa: E402
 from price_alchemy_assets.model.store import ChampionRecord, FolderModelStore, now_iso  # noqa: E402
@@ -260,7 +260,7 @@ def register_in_mlflow(bundle_dir: Path, root: Path) -> str:
 
     tracker = ExperimentTracker(f"sqlite:///{root / 'mlflow.db'}", "benchmark", "price-alchemy", str(root / "mlruns"))
     with tracker.run("service-benchmark"):
-        version = tracker.log_model(bundle_dir)
+        version = tracker.log_model(bundle_dir, PriceModel.load(bundle_dir))
     tracker.set_champion(version)
     return f"models:/price-alchemy@{CHAMPION_ALIAS}"
 

@@ -196,10 +196,10 @@ def tuned_model(
     """Ridge, sparse MLPs and LightGBM tuned with hyperopt, blended on held-out rows and refitted on
     train + validation; every trial a nested MLflow run; the bundle registered."""
     data, tracker, store = tfidf_features, mlflow.tracker(), model_store.store()
-    training = config.training()
+    training, train = config.training(), data.rows(TRAIN)
     with tracker.run("tuned_model", tags={"dagster_run_id": context.run_id, "data_version": data.data_version}) as run:
         model, tuning = train_price_model(
-            data.rows(TRAIN),
+            train,
             data.rows(VALIDATION),
             training,
             on_trial=trial_reporter(context, tracker, training.budget.max_evals),
@@ -229,17 +229,17 @@ def tuned_model(
             | {f"weight_{name}": weight for name, weight in model.blend.weights.items()}
             | {"interval_half_width": model.interval_half_width},
         )
-        tracker.log_training_listings(data.rows(TRAIN), data.data_version)
+        tracker.log_training_listings(train, data.data_version)
         path = store.save(model, context.run_id)
         lineage = {"dagster_run_id": context.run_id, "data_version": data.data_version, "code_version": MODEL_VERSION}
-        registered = tracker.log_model(store.bundle_dir(path), tags=lineage)
+        registered = tracker.log_model(store.bundle_dir(path), model, tags=lineage)
     candidate = CandidateModel(
         context.run_id,
         path,
         run.info.run_id,
         registered,
         data.data_version,
-        len(data.rows(TRAIN)),
+        len(train),
         model.info["validation_rmsle"],
     )
     return dg.Output(

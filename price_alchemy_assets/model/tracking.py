@@ -125,16 +125,17 @@ class ExperimentTracker:
                 }
             )
 
-    def log_model(self, bundle_dir: Path, tags: dict[str, str] | None = None) -> str:
-        """Inside `run`: log the bundle as a pyfunc model with its signature and input example, and
-        register it with `tags` on the registry version; returns the registry version."""
+    def log_model(self, bundle_dir: Path, model: PriceModel, tags: dict[str, str] | None = None) -> str:
+        """Inside `run`: log the bundle (`model`, saved in `bundle_dir`) as a pyfunc model with its
+        signature and input example, and register it with `tags` on the registry version; returns
+        the registry version."""
         from mlflow.models import infer_signature
 
         example = EXAMPLE_LISTINGS
         with warnings.catch_warnings():
             # its hint about integer columns with missing values: condition and shipping are never missing
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
-            signature = infer_signature(example, PriceModel.load(bundle_dir).predict(example))
+            signature = infer_signature(example, model.predict(example))
         info = mlflow.pyfunc.log_model(
             name="price_model",
             python_model=PriceModelPyfunc(),
