@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -29,14 +28,14 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from price_alchemy_assets.definitions import MAIN_JOB, defs
+from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
+from price_alchemy_assets.resources import DriftMonitorResource, DuckDBWarehouseResource, resources_under
+from price_alchemy_assets.sensors.drift import NEW_LISTINGS, listings_drift_sensor
+from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
-from price_alchemy_assets.definitions import MAIN_JOB, defs  # noqa: E402
-from price_alchemy_assets.listings.ingest import ingest_listings_file  # noqa: E402
-from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings  # noqa: E402
-from price_alchemy_assets.resources import DriftMonitorResource, DuckDBWarehouseResource, resources_under  # noqa: E402
-from price_alchemy_assets.sensors.drift import NEW_LISTINGS, listings_drift_sensor  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+
 
 STRENGTHS = (0.25, 0.5, 1.0, 2.0)
 RISE = 0.05

@@ -12,7 +12,6 @@ sample (2,000 rows, ordered by fingerprint) is drawn from all of them and scored
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,16 +20,15 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from price_alchemy_assets.definitions import MAIN_JOB, defs
+from price_alchemy_assets.listings.columns import SELLER_FIELDS
+from price_alchemy_assets.listings.synthetic import write_synthetic_listings
+from price_alchemy_assets.resources import DriftMonitorResource, resources_under
+from price_alchemy_assets.sensors.drift import listings_drift_sensor
+from price_alchemy_assets.service.prediction_log import LoggedRequest, PredictionLog
+from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
-from price_alchemy_assets.definitions import MAIN_JOB, defs  # noqa: E402
-from price_alchemy_assets.listings.columns import SELLER_FIELDS  # noqa: E402
-from price_alchemy_assets.listings.ingest import ingest_listings_file  # noqa: E402
-from price_alchemy_assets.listings.synthetic import write_synthetic_listings  # noqa: E402
-from price_alchemy_assets.resources import DriftMonitorResource, resources_under  # noqa: E402
-from price_alchemy_assets.sensors.drift import listings_drift_sensor  # noqa: E402
-from price_alchemy_assets.service.prediction_log import LoggedRequest, PredictionLog  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

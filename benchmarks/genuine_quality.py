@@ -35,17 +35,19 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+# run as a script, `benchmarks.reference` (a sibling) needs the repository on the path
 sys.path.insert(0, str(REPO))
-GENUINE = REPO.parent / "shared" / "data" / "mercari_train_sample.tsv"
-
 from benchmarks.reference import ridge_tfidf_prices, strong_reference_log_prices  # noqa: E402
 from price_alchemy_assets.definitions import MAIN_JOB, defs  # noqa: E402
-from price_alchemy_assets.listings.ingest import ingest_listings_file  # noqa: E402
 from price_alchemy_assets.model.baseline import RulesBaseline  # noqa: E402
 from price_alchemy_assets.model.metrics import rmsle  # noqa: E402
 from price_alchemy_assets.model.scoring import score_file  # noqa: E402
 from price_alchemy_assets.model.split import hash_position  # noqa: E402
 from price_alchemy_assets.resources import resources_under  # noqa: E402
+from price_alchemy_assets.warehouse.ingest import ingest_listings_file  # noqa: E402
+
+GENUINE = REPO.parent / "shared" / "data" / "mercari_train_sample.tsv"
+
 
 SHIPPED = "shipped model"
 STRONG = "strong sparse-linear reference"

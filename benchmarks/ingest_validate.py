@@ -23,17 +23,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def worker(phase: str, path: Path) -> dict:
     """One measured phase, run in a child process; the clock starts after the imports."""
     import pandas as pd
 
-    from price_alchemy_assets.listings.ingest import ingest_listings_file
     from price_alchemy_assets.listings.synthetic import write_synthetic_listings
     from price_alchemy_assets.listings.validation import validate_listings
     from price_alchemy_assets.resources import open_warehouse_from_env
+    from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
     started = time.perf_counter()
     if phase == "synth":
@@ -111,7 +110,7 @@ def main() -> None:
         for rows in args.duckdb_rows:
             run_backend("duckdb", rows, workdir, {"PRICE_ALCHEMY_WAREHOUSE": "duckdb"}, table)
         if args.emulator_rows:
-            from price_alchemy_tests.bqemulator.server import emulator_env, running_emulator
+            from price_alchemy_assets.devtools.bigquery_emulator import emulator_env, running_emulator
 
             with running_emulator(workdir / "emulator.log") as endpoint:
                 env = emulator_env(endpoint, f"bench_{uuid.uuid4().hex[:8]}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import tempfile
 import threading
 import time
@@ -21,13 +20,12 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from price_alchemy_assets.definitions import MAIN_JOB, defs
+from price_alchemy_assets.listings.synthetic import write_synthetic_listings
+from price_alchemy_assets.resources import resources_under
+from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
-from price_alchemy_assets.definitions import MAIN_JOB, defs  # noqa: E402
-from price_alchemy_assets.listings.ingest import ingest_listings_file  # noqa: E402
-from price_alchemy_assets.listings.synthetic import write_synthetic_listings  # noqa: E402
-from price_alchemy_assets.resources import resources_under  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 class RssSampler(threading.Thread):

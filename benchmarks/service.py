@@ -43,19 +43,18 @@ import httpx
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-SHARED = REPO.parent / "shared" / "data"
+from price_alchemy_assets.devtools.local_servers import free_port, running_service
+from price_alchemy_assets.listings.columns import SELLER_FIELDS
+from price_alchemy_assets.listings.files import ListingsFile
+from price_alchemy_assets.listings.synthetic import synthetic_market as market
+from price_alchemy_assets.model.bundle import PriceModel, TrainingConfig, train_price_model
+from price_alchemy_assets.model.metrics import price_metrics
+from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, assign_split
+from price_alchemy_assets.model.store import ChampionRecord, FolderModelStore, now_iso
+from price_alchemy_assets.model.tuning import TuningBudget
 
-from price_alchemy_assets.listings.columns import SELLER_FIELDS  # noqa: E402
-from price_alchemy_assets.listings.files import ListingsFile  # noqa: E402
-from price_alchemy_assets.model.bundle import PriceModel, TrainingConfig, train_price_model  # noqa: E402
-from price_alchemy_assets.model.metrics import price_metrics  # noqa: E402
-from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, assign_split  # noqa: E402
-from price_alchemy_assets.model.store import ChampionRecord, FolderModelStore, now_iso  # noqa: E402
-from price_alchemy_assets.model.tuning import TuningBudget  # noqa: E402
-from price_alchemy_tests.serving import free_port, running_service  # noqa: E402
-from price_alchemy_tests.test_model_pieces import market  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
 
 
 def read_listings(path: Path) -> pd.DataFrame:

@@ -19,12 +19,13 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 REPO = Path(__file__).resolve().parents[1]
+# run as a script, `benchmarks.reference` (a sibling) needs the repository on the path
 sys.path.insert(0, str(REPO))
-GENUINE = REPO.parent / "shared" / "data" / "mercari_train_sample.tsv"
-
 from benchmarks.reference import ridge_tfidf_prices  # noqa: E402
 from price_alchemy_assets.listings.synthetic import MarketplaceSynthesizer  # noqa: E402
 from price_alchemy_assets.model.metrics import rmsle  # noqa: E402
+
+GENUINE = REPO.parent / "shared" / "data" / "mercari_train_sample.tsv"
 
 
 def learnability(frame: pd.DataFrame) -> tuple[float, float]:

@@ -13,9 +13,9 @@ from tqdm import tqdm
 
 from price_alchemy_assets import settings
 from price_alchemy_assets.listings.files import ListingsFileError
-from price_alchemy_assets.listings.ingest import DEFAULT_CHUNK_ROWS, ingest_listings_file
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
 from price_alchemy_assets.warehouse import WarehouseBusy
+from price_alchemy_assets.warehouse.ingest import DEFAULT_CHUNK_ROWS, ingest_listings_file
 
 
 class _Failure(click.ClickException):
@@ -268,8 +268,7 @@ def predict(input_path, output, chunk_rows) -> None:
     Rows that cannot be scored go to OUTPUT's .rejected.csv with the line and the reason."""
     from price_alchemy_assets.model.bundle import limit_blas_threads
     from price_alchemy_assets.model.scoring import score_file
-    from price_alchemy_assets.model.store import ChampionUnreadable
-    from price_alchemy_assets.resources import model_store_from_env
+    from price_alchemy_assets.model.store import ChampionUnreadable, model_store_from_env
 
     limit_blas_threads()
     # SIGTERM as an exception, as Ctrl-C is: score_file's cleanup then removes its .partial files

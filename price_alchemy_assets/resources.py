@@ -24,15 +24,16 @@ from price_alchemy_assets.model.tracking import ExperimentTracker, end_open_runs
 from price_alchemy_assets.monitoring.alerts import AlertChannel, LogChannel, SmtpChannel, WebhookChannel
 from price_alchemy_assets.monitoring.drift import DriftThresholds
 from price_alchemy_assets.monitoring.traffic import PredictionLogReader
+from price_alchemy_assets.settings import (
+    GCP_CREDENTIALS_ENV,
+    GCP_PROJECT_ENV,
+    GCS_BUCKET_ENV,
+    GCS_PREFIX_ENV,
+    MODEL_STORE_ENV,
+)
 from price_alchemy_assets.warehouse import Warehouse
 from price_alchemy_assets.warehouse.bigquery_backend import BigQueryWarehouse
 from price_alchemy_assets.warehouse.duckdb_backend import DEFAULT_MEMORY_LIMIT, DuckDBWarehouse
-
-MODEL_STORE_ENV = "PRICE_ALCHEMY_MODEL_STORE"
-GCS_BUCKET_ENV = "PRICE_ALCHEMY_GCS_BUCKET"
-GCS_PREFIX_ENV = "PRICE_ALCHEMY_GCS_PREFIX"
-GCP_PROJECT_ENV = "PRICE_ALCHEMY_GCP_PROJECT"
-GCP_CREDENTIALS_ENV = "PRICE_ALCHEMY_GCP_CREDENTIALS"
 
 
 class EndpointBigQueryResource(BigQueryResource):
@@ -357,17 +358,10 @@ def model_resources_from_env() -> dict:
     }
 
 
-def _model_store_resource(location: str | None = None) -> ModelStoreResource:
+def _model_store_resource() -> ModelStoreResource:
     """PRICE_ALCHEMY_MODEL_STORE: a folder or gs://bucket/path; else the data dir's folder."""
-    if location is None:
-        location = _env_var_if_set(MODEL_STORE_ENV) or str(settings.default_model_store())
+    location = _env_var_if_set(MODEL_STORE_ENV) or settings.model_store_location()
     return ModelStoreResource(location=location, gcs=gcs_from_env())
-
-
-def model_store_from_env(location: str | None = None) -> ModelStore:
-    """The configured model store outside a Dagster run (CLI, service), EnvVars resolved."""
-    with _model_store_resource(location).process_config_and_initialize_cm() as resource:
-        return resource.store()
 
 
 def resources_from_env() -> dict:

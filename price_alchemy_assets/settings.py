@@ -58,8 +58,29 @@ def default_prediction_log_url() -> str:
     return f"sqlite:///{data_dir() / 'predictions.sqlite'}"
 
 
+MODEL_STORE_ENV = "PRICE_ALCHEMY_MODEL_STORE"
+GCS_BUCKET_ENV = "PRICE_ALCHEMY_GCS_BUCKET"
+GCS_PREFIX_ENV = "PRICE_ALCHEMY_GCS_PREFIX"
+GCP_PROJECT_ENV = "PRICE_ALCHEMY_GCP_PROJECT"
+GCP_CREDENTIALS_ENV = "PRICE_ALCHEMY_GCP_CREDENTIALS"
+
+
 def default_model_store() -> Path:
     return data_dir() / "model_store"
+
+
+def model_store_location() -> str:
+    """PRICE_ALCHEMY_MODEL_STORE (a folder or gs://bucket/path), else the data dir's folder."""
+    return os.environ.get(MODEL_STORE_ENV) or str(default_model_store())
+
+
+def gcp_project() -> str | None:
+    return os.environ.get(GCP_PROJECT_ENV) or None
+
+
+def gcp_credentials() -> str | None:
+    """A base64 service-account key; unset: Application Default Credentials."""
+    return os.environ.get(GCP_CREDENTIALS_ENV) or None
 
 
 def default_model_cache() -> Path:

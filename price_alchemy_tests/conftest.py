@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from price_alchemy_tests.bqemulator.server import EMULATOR_PYTHON, emulator_env, free_port, listening, running_emulator
+from price_alchemy_assets.devtools.bigquery_emulator import EMULATOR_PYTHON, emulator_env, running_emulator
+from price_alchemy_assets.devtools.local_servers import free_port, listening
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

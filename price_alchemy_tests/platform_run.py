@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from price_alchemy_assets.definitions import defs
-from price_alchemy_assets.listings.ingest import ingest_listings_file
 from price_alchemy_assets.listings.synthetic import write_synthetic_listings
 from price_alchemy_assets.resources import resources_under
+from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
 TINY = {
     "max_evals": 2,

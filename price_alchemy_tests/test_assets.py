@@ -14,10 +14,10 @@ from price_alchemy_assets.assets.listings import raw_listings, validated_and_rej
 from price_alchemy_assets.checks.listings import _results, validated_listings_checks
 from price_alchemy_assets.jobs import observe_listings_job
 from price_alchemy_assets.listings.columns import PANDAS_DTYPES, WAREHOUSE_COLUMNS
-from price_alchemy_assets.listings.ingest import ingest_listings_file
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
 from price_alchemy_assets.listings.validation import REJECTION_COLUMN, ValidationRules, validate_listings
 from price_alchemy_assets.resources import open_warehouse_from_env, resources_under, warehouse_from_env
+from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
 from .conftest import run_cli
 

@@ -15,6 +15,8 @@ import pytest
 from sklearn.linear_model import Ridge
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from price_alchemy_assets.listings.profile import ListingsProfile
+from price_alchemy_assets.listings.synthetic import synthetic_market as market
 from price_alchemy_assets.model.bundle import (
     PRICE_COLUMNS,
     PriceModel,
@@ -32,9 +34,6 @@ from price_alchemy_assets.model.mlp import MLPConfig
 from price_alchemy_assets.model.split import TRAIN, VALIDATION, assign_split
 from price_alchemy_assets.model.trees import BoostedTrees
 from price_alchemy_assets.model.tuning import TuningBudget
-from price_alchemy_assets.monitoring.profile import ListingsProfile
-
-from .test_model_pieces import market
 
 
 def test_the_range_is_the_half_width_either_side_in_log_price():

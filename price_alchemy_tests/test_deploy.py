@@ -20,10 +20,11 @@ import httpx
 import pytest
 import yaml
 
+from price_alchemy_assets.devtools.local_servers import free_port
 from price_alchemy_assets.jobs import STEP_PODS, TRAINING_TAG
 
 from .conftest import REPO
-from .serving import default_sigint, free_port, group_gone
+from .serving import default_sigint, group_gone
 from .test_production import production_env
 
 DEPLOY = REPO / "deploy"

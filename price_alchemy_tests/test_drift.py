@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from price_alchemy_assets.listings.profile import ListingsProfile
 from price_alchemy_assets.listings.synthetic import DriftKind, MarketplaceSynthesizer
+from price_alchemy_assets.listings.synthetic import synthetic_market as market
 from price_alchemy_assets.monitoring.drift import (
     DriftThresholds,
     LabelledError,
@@ -20,9 +22,6 @@ from price_alchemy_assets.monitoring.drift import (
     js_distance,
     population_stability_index,
 )
-from price_alchemy_assets.monitoring.profile import ListingsProfile
-
-from .test_model_pieces import market
 
 THRESHOLDS = DriftThresholds()
 

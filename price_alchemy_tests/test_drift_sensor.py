@@ -11,16 +11,17 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from price_alchemy_assets.devtools.local_servers import free_port, running_service
 from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.listings.files import ListingsFile
-from price_alchemy_assets.listings.ingest import ingest_listings_file
 from price_alchemy_assets.listings.synthetic import DriftKind, MarketplaceSynthesizer, write_synthetic_listings
 from price_alchemy_assets.model.metrics import rmsle
 from price_alchemy_assets.resources import DriftMonitorResource, PredictionLogResource
 from price_alchemy_assets.sensors.drift import DRIFT_REPORT, LIVE_TRAFFIC, NEW_LISTINGS, listings_drift_sensor
+from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
 from .platform_run import run_all
-from .serving import free_port, running_service, wait_for
+from .serving import wait_for
 
 
 def tick(instance, resources, cursor=None):

@@ -54,13 +54,15 @@ def _empty(width: int) -> sp.csr_matrix:
 def test_tree_shapley_values_are_exact_on_deep_trees(featurized):
     """The trees that made LightGBM's own contributions blow up: 179 leaves, 5 listings a leaf (on
     the columns the shipped trees learn from)."""
-    featurizer, x, y = featurized
-    x = x[:, : featurizer.tree_columns]
+    featurizer, wide, y = featurized
+    x = wide[:, : featurizer.tree_columns]
     params = {"num_leaves": 179, "min_data_in_leaf": 5, "learning_rate": 0.1, "feature_fraction": 0.5}
     booster = lgb.train({**params, "verbosity": -1, "num_threads": 2, "seed": 0}, lgb.Dataset(x, y), 120)
     trees = BoostedTrees(booster)
     empty = booster.predict(_empty(x.shape[1]))[0]
     predicted = booster.predict(x[:150])
+    # the full featurizer's wider rows give the trees' prices unchanged
+    np.testing.assert_array_equal(trees.predict(wide[:150]), predicted)
     for i in range(150):
         row = x[i]
         at_empty, at_listing, values = trees.attribute(row)

@@ -11,12 +11,11 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import Ridge
 
+from price_alchemy_assets.listings.synthetic import synthetic_market as market
 from price_alchemy_assets.model.bundle import PriceModel
 from price_alchemy_assets.model.ensemble import RIDGE, Blend, RidgeLearner
 from price_alchemy_assets.model.explain import PriceExplainer
 from price_alchemy_assets.model.features import ListingFeaturizer
-
-from .test_model_pieces import market
 
 SHOES = {
     "name": "Air Max running shoes",

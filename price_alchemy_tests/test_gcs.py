@@ -10,16 +10,17 @@ import pandas as pd
 import pytest
 from google.cloud import storage
 
+from price_alchemy_assets.devtools.local_servers import running_service
 from price_alchemy_assets.gcs import GcsUrl, upload_folder
-from price_alchemy_assets.listings.ingest import ingest_listings_file
+from price_alchemy_assets.listings.synthetic import synthetic_market as market
 from price_alchemy_assets.listings.synthetic import write_synthetic_listings
-from price_alchemy_assets.model.store import GcsModelStore, open_model_store
-from price_alchemy_assets.resources import model_store_from_env, open_warehouse_from_env, resources_from_env
+from price_alchemy_assets.model.store import GcsModelStore, model_store_from_env, open_model_store
+from price_alchemy_assets.resources import open_warehouse_from_env, resources_from_env
 from price_alchemy_assets.sensors.drift import listings_drift_sensor
+from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 from price_alchemy_tests.conftest import run_cli
 from price_alchemy_tests.platform_run import run_all
-from price_alchemy_tests.serving import running_service, train_champion
-from price_alchemy_tests.test_model_pieces import market
+from price_alchemy_tests.serving import train_champion
 from price_alchemy_tests.test_service import LISTING
 
 

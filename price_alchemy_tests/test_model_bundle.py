@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.linear_model import Ridge
 
+from price_alchemy_assets.listings.synthetic import synthetic_market as market
 from price_alchemy_assets.model.baseline import RulesBaseline
 from price_alchemy_assets.model.bundle import PriceModel, TrainingConfig, conformal_half_width, train_price_model
 from price_alchemy_assets.model.ensemble import LEARNERS, LIGHTGBM, BlendConfig, fold_of_rows, scale_columns
@@ -20,8 +21,6 @@ from price_alchemy_assets.model.metrics import price_metrics
 from price_alchemy_assets.model.mlp import MLPConfig, SparseMLPRegressor
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, assign_split
 from price_alchemy_assets.model.tuning import TuningBudget
-
-from .test_model_pieces import market
 
 TINY = TrainingConfig(
     budget=TuningBudget(max_evals=3, timeout_seconds=900, max_boost_rounds=150, early_stopping_rounds=20),

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from price_alchemy_assets.listings.files import ListingsFile
-from price_alchemy_assets.listings.synthetic import MarketplaceSynthesizer
+from price_alchemy_assets.listings.synthetic import synthetic_market as market
 from price_alchemy_assets.model import features
 from price_alchemy_assets.model.baseline import RulesBaseline
 from price_alchemy_assets.model.evaluation import evaluate, plot_report, report_figures, should_promote
 from price_alchemy_assets.model.features import FeaturizerConfig, ListingFeaturizer
 from price_alchemy_assets.model.metrics import price_metrics, rmsle
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, SplitFractions, assign_split
-
-
-def market(rows: int, seed: int = 1) -> pd.DataFrame:
-    frame = pd.concat(MarketplaceSynthesizer(seed=seed).batches(rows, datetime(2026, 10, 1, tzinfo=UTC), 10.0))
-    frame = frame.assign(listing_id="train-" + frame["train_id"].astype(str)).reset_index(drop=True)
-    return frame[frame["price"] > 0].reset_index(drop=True)
 
 
 def test_split_is_stable_when_rows_arrive():
@@ -191,6 +184,9 @@ def test_batch_encoder_makes_what_the_fitted_sklearn_pieces_make(genuine_train, 
     assert np.array_equal(ours.indptr, theirs.indptr) and np.array_equal(ours.indices, theirs.indices)
     assert np.allclose(ours.data, theirs.data, rtol=1e-6, atol=1e-7)
     assert fitted.transform(test_rows.head(0)).shape == (0, ours.shape[1])
+    # as the service passes them: columns of plain values, None where a field is missing
+    columns = {column: [None if pd.isna(v) else v for v in listings[column]] for column in listings.columns}
+    assert _same_matrix(fitted.transform(columns), ours)
     # in chunks as in one piece
     fitted._batch_encoder().CHUNK_ROWS = 150
     assert _same_matrix(fitted.transform(listings), ours)

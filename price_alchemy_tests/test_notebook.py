@@ -19,11 +19,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from price_alchemy_assets.devtools.local_servers import free_port
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
 from price_alchemy_assets.resources import resources_from_env
 from price_alchemy_assets.sensors.drift import DRIFT_REPORT, NEW_LISTINGS, listings_drift_sensor
 
-from .bqemulator.server import free_port
 from .conftest import REPO, run_cli
 from .serving import group_gone, wait_for
 

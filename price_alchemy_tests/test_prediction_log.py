@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 import pandas as pd
 import sqlalchemy as sa
 
+from price_alchemy_assets.devtools.local_servers import free_port
 from price_alchemy_assets.listings.columns import SELLER_FIELDS
-from price_alchemy_assets.monitoring.profile import ListingsProfile
+from price_alchemy_assets.listings.profile import ListingsProfile
+from price_alchemy_assets.listings.synthetic import synthetic_market as market
+from price_alchemy_assets.monitoring.prediction_log_table import LOGGED_COLUMNS, predictions
 from price_alchemy_assets.monitoring.traffic import PredictionLogReader
-from price_alchemy_assets.service.prediction_log import LOGGED_COLUMNS, LoggedRequest, PredictionLog, predictions
-
-from .serving import free_port
-from .test_model_pieces import market
+from price_alchemy_assets.service.prediction_log import LoggedRequest, PredictionLog
 
 
 def logged(count: int, start: int = 0) -> LoggedRequest:

@@ -20,14 +20,15 @@ import pytest
 from price_alchemy_assets.assets.listings import raw_listings, validated_and_rejected_listings
 from price_alchemy_assets.checks.listings import validated_listings_checks
 from price_alchemy_assets.definitions import MAIN_JOB, defs
+from price_alchemy_assets.devtools.local_servers import free_port
 from price_alchemy_assets.jobs import TRAINING_TAG
-from price_alchemy_assets.listings.ingest import ingest_listings_file
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
 from price_alchemy_assets.resources import open_warehouse_from_env, resources_from_env, resources_under
+from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
 from .conftest import REPO
 from .platform_run import RUN_CONFIG
-from .serving import default_sigint, free_port, group_gone, wait_for
+from .serving import default_sigint, group_gone, wait_for
 
 BIN = Path(sys.executable).parent
 

@@ -21,11 +21,12 @@ import httpx
 import pandas as pd
 import pytest
 
+from price_alchemy_assets.devtools.local_servers import ADMIN_TOKEN, running_service, stop_service
 from price_alchemy_assets.model.store import ChampionRecord, FolderModelStore, now_iso
 from price_alchemy_assets.service.champion import ChampionWatcher
 
 from .conftest import require_service
-from .serving import ADMIN_TOKEN, running_service, stop_service, train_champion, wait_for
+from .serving import train_champion, wait_for
 
 CHROMIUM = Path(os.environ.get("PRICE_ALCHEMY_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS_ENV = "PRICE_ALCHEMY_TEST_ARTIFACTS"
@@ -499,6 +500,21 @@ def test_prediction_log_holds_every_request_after_a_clean_shutdown(store, tmp_pa
         assert logged[column].tolist() == answers[column].tolist(), column
     assert logged[list(LISTING)].to_dict("records") == [LISTING] * 64 + [cheaper] + [LISTING]
     assert (logged["latency_ms"] > 0).all() and logged["model_version"].eq(store.champion().version).all()
+
+
+def test_the_service_process_imports_no_dagster(store, tmp_path):
+    """Serving loads the model, not the orchestrator: Python's own import log (-X importtime) of
+    `price-alchemy serve` and its explanation process, after a price and an explanation, names
+    the model's packages and no Dagster package."""
+    with running_service(store.root, tmp_path, extra_env={"PYTHONPROFILEIMPORTTIME": "1"}) as service:
+        with service.client() as client:
+            assert client.post("/predict", json=LISTING).status_code == 200
+            assert client.post("/predict/explain", json=LISTING).status_code == 200
+        imported = {
+            line.rsplit("|", 1)[-1].strip() for line in service.output().splitlines() if line.startswith("import time:")
+        }
+    assert {"price_alchemy_assets.service.app", "price_alchemy_assets.model.bundle", "lightgbm"} <= imported
+    assert not sorted(module for module in imported if module.split(".")[0].startswith("dagster"))
 
 
 def child_processes(pid: int) -> list[int]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from price_alchemy_tests.bqemulator.server import free_port
+from price_alchemy_assets.devtools.local_servers import free_port
 from price_alchemy_tests.conftest import run_cli
 from price_alchemy_tests.serving import group_gone
 from price_alchemy_tests.test_instances import ASSETS

@@ -23,7 +23,7 @@ if [ "${1:-}" = "--test" ]; then
     "$PYTHON" -m venv .venv-bqemulator
   fi
   .venv/bin/uv pip install --quiet --compile-bytecode --python .venv-bqemulator/bin/python \
-    -r price_alchemy_tests/bqemulator/requirements.lock
+    -r price_alchemy_assets/devtools/bqemulator/requirements.lock
   # Debian's Chromium for the seller-page test (playwright drives it; no browser download)
   if [ ! -x /usr/bin/chromium ]; then
     SUDO=""

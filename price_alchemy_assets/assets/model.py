@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import Field
 
 from price_alchemy_assets.assets.code_versions import source_version
+from price_alchemy_assets.listings.profile import ListingsProfile
 from price_alchemy_assets.model.baseline import RulesBaseline
 from price_alchemy_assets.model.bundle import TrainingConfig, train_price_model
 from price_alchemy_assets.model.dataset import SPLITS, TrainingData, build_training_data
@@ -26,14 +27,13 @@ from price_alchemy_assets.model.mlp import MLPConfig
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, SplitFractions
 from price_alchemy_assets.model.store import ChampionRecord, now_iso
 from price_alchemy_assets.model.tuning import SearchSpace, TuningBudget
-from price_alchemy_assets.monitoring.profile import ListingsProfile
 from price_alchemy_assets.resources import MlflowTrackingResource, ModelStoreResource
 from price_alchemy_assets.run_progress import PROGRESS_PREFIX
 
 MODEL_GROUP = "model"
 _MODEL = "price_alchemy_assets.model."
 FEATURES_VERSION = source_version(
-    *(_MODEL + name for name in ("dataset", "features", "split")), "price_alchemy_assets.monitoring.profile", __name__
+    *(_MODEL + name for name in ("dataset", "features", "split")), "price_alchemy_assets.listings.profile", __name__
 )
 MODEL_VERSION = source_version(
     *(_MODEL + name for name in ("bundle", "ensemble", "features", "mlp", "trees", "tuning", "tracking")), __name__

@@ -330,3 +330,11 @@ def _write(handle: IO[str], batches: Iterator[pd.DataFrame], on_chunk) -> None:
         header = False
         if on_chunk:
             on_chunk(len(frame))
+
+
+def synthetic_market(rows: int, seed: int = 1) -> pd.DataFrame:
+    """`rows` synthetic listings as the warehouse serves them (with a listing_id), the priced ones
+    only: a small market for tests and benchmarks."""
+    frame = pd.concat(MarketplaceSynthesizer(seed=seed).batches(rows, datetime(2026, 10, 1, tzinfo=UTC), 10.0))
+    frame = frame.assign(listing_id="train-" + frame["train_id"].astype(str)).reset_index(drop=True)
+    return frame[frame["price"] > 0].reset_index(drop=True)

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 import sklearn
 from threadpoolctl import threadpool_limits
 
+from price_alchemy_assets.listings.profile import ListingsProfile
 from price_alchemy_assets.model.ensemble import (
     LIGHTGBM,
     RIDGE,
@@ -31,10 +32,9 @@ from price_alchemy_assets.model.ensemble import (
     RidgeLearner,
     fit_blend,
 )
-from price_alchemy_assets.model.features import FeaturizerConfig, ListingFeaturizer, leading_columns
+from price_alchemy_assets.model.features import FeaturizerConfig, ListingFeaturizer, Listings, leading_columns
 from price_alchemy_assets.model.trees import BoostedTrees
 from price_alchemy_assets.model.tuning import SearchSpace, TuningBudget, TuningResult, tune_lightgbm
-from price_alchemy_assets.monitoring.profile import ListingsProfile
 
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
@@ -58,14 +58,14 @@ class PriceModel:
     training_profile: ListingsProfile | None = None
     """What the model learned from, for drift monitoring (profile.json in the bundle)."""
 
-    def features(self, frame: pd.DataFrame) -> sp.csr_matrix:
+    def features(self, listings: Listings) -> sp.csr_matrix:
         # the fitted pieces' inputs are ours and already valid; sklearn's per-call checks are a
         # fixed cost that dominates the small batches a service sends
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            return self.featurizer.transform(frame)
+            return self.featurizer.transform(listings)
 
-    def predict_log(self, frame: pd.DataFrame) -> np.ndarray:
-        features = self.features(frame)
+    def predict_log(self, listings: Listings) -> np.ndarray:
+        features = self.features(listings)
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             return self.blend.predict(features)
 

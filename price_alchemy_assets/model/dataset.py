@@ -16,9 +16,9 @@ import joblib
 import pandas as pd
 import scipy.sparse as sp
 
+from price_alchemy_assets.listings.profile import ListingsProfile
 from price_alchemy_assets.model.features import FeaturizerConfig, ListingFeaturizer
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION, SplitFractions, assign_split
-from price_alchemy_assets.monitoring.profile import ListingsProfile
 
 SPLITS = (TRAIN, VALIDATION, TEST)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import time
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from itertools import repeat
 
@@ -31,6 +31,9 @@ _STORAGE = re.compile(r"\b(\d{2,4}) ?gb\b")
 _NEW_WITH_TAGS = re.compile(r"\b(?:nwt|new with tags|bnwt|brand new|nib|new in box|sealed)\b")
 _READ_COLUMNS = ("name", "brand_name", "category_name", "item_description", "item_condition_id", "shipping")
 """The listing columns the features come from."""
+Listings = pd.DataFrame | Mapping[str, Sequence]
+"""Listings as a frame, or as their columns (_READ_COLUMNS) in plain lists: the service's few
+listings skip building a frame, a fixed ~200 us that is a quarter of a lone listing's price."""
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 """scikit-learn's default token pattern: the words a crossed token is made of."""
 _CROSSED_SEPARATOR = "\x1f"
@@ -374,9 +377,10 @@ class _BatchEncoder:
             keys = self._chars[piece] = [self.column_key + c for c in map(get, grams) if c is not None]
         return keys
 
-    def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
-        if len(frame) <= self.CHUNK_ROWS:  # a slice would be a new frame, its columns read afresh
-            return self._encode(frame)
+    def transform(self, listings: Listings) -> sp.csr_matrix:
+        if not isinstance(listings, pd.DataFrame) or len(listings) <= self.CHUNK_ROWS:
+            return self._encode(listings)  # a slice would be a new frame, its columns read afresh
+        frame = listings
         chunks = [
             self._encode(frame.iloc[start : start + self.CHUNK_ROWS]) for start in range(0, len(frame), self.CHUNK_ROWS)
         ]
@@ -384,9 +388,9 @@ class _BatchEncoder:
             return chunks[0]
         return sp.vstack(chunks, format="csr") if chunks else sp.csr_matrix((0, self.width), dtype=np.float32)
 
-    def _encode(self, frame: pd.DataFrame) -> sp.csr_matrix:
+    def _encode(self, listings: Listings) -> sp.csr_matrix:
         # each column taken out once: on a fresh frame of one listing a column costs ~15 us
-        columns = {column: frame[column] for column in _READ_COLUMNS}
+        columns = {column: listings[column] for column in _READ_COLUMNS}
         names, brands = _strings(columns["name"], ""), _strings(columns["brand_name"], "")
         categories = _strings(columns["category_name"], "")
         descriptions = ["" if d == NO_DESCRIPTION else d for d in _strings(columns["item_description"], "")]
@@ -436,41 +440,36 @@ class _BatchEncoder:
         one_rows = np.concatenate([row for row, _ in ones])
         one_columns = np.concatenate([column for _, column in ones]) + self.onehot_offset
         counted = len(key) + int(also.sum())
-        matrix = sp.csr_matrix(
-            (
-                np.concatenate([np.ones(counted + len(one_rows)), engineered[engineered_rows, engineered_columns]]),
-                (
-                    np.concatenate([row_of, row_of[also], one_rows, engineered_rows]),
-                    np.concatenate(
-                        [
-                            self.first_[key],
-                            second[also],
-                            one_columns,
-                            engineered_columns + self.engineered_offset,
-                        ]
-                    ),
-                ),
-            ),
-            shape=(rows, self.width),
-            dtype=np.float64,
+        values = np.concatenate([np.ones(counted + len(one_rows)), engineered[engineered_rows, engineered_columns]])
+        row_of = np.concatenate([row_of, row_of[also], one_rows, engineered_rows])
+        column_of = np.concatenate(
+            [self.first_[key], second[also], one_columns, engineered_columns + self.engineered_offset]
         )
-        matrix.sum_duplicates()  # counts; sorted indices
-        self._weigh(matrix)
-        return matrix.astype(np.float32)
+        # counts summed and sorted by hand, then one CSR built from canonical arrays: scipy's
+        # COO -> CSR -> float32 route builds three matrices, each ~50 us of checks (a lone
+        # listing's whole price is ~700 us)
+        cell = row_of * self.width + column_of
+        order = np.argsort(cell, kind="stable")
+        cell, values = cell[order], values[order]
+        first = np.flatnonzero(np.concatenate([[True], cell[1:] != cell[:-1]])) if len(cell) else order
+        counts = np.add.reduceat(values, first) if len(cell) else values
+        row_of, column_of = np.divmod(cell[first], self.width)
+        self._weigh(counts, column_of, row_of, rows)
+        indptr = np.searchsorted(row_of, np.arange(rows + 1)).astype(np.int32)
+        return sp.csr_matrix(
+            (counts.astype(np.float32), column_of.astype(np.int32), indptr), shape=(rows, self.width), copy=False
+        )
 
-    def _weigh(self, matrix: sp.csr_matrix) -> None:
-        """Counts -> tf-idf, each text block of each row scaled to unit length (TfidfTransformer's
-        arithmetic, in float64)."""
-        columns = matrix.indices
-        data = matrix.data
+    def _weigh(self, data: np.ndarray, columns: np.ndarray, rows: np.ndarray, row_count: int) -> None:
+        """Counts -> tf-idf in place, each text block of each row scaled to unit length
+        (TfidfTransformer's arithmetic, in float64). `rows`, `columns`: each count's cell."""
         sublinear = self.sublinear[columns]
         data[sublinear] = np.log(data[sublinear]) + 1.0
         data *= self.idf[columns]
         block = self.block[columns]
         text = block >= 0
-        row = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-        key = row[text] * self.blocks + block[text]
-        norms = np.sqrt(np.bincount(key, weights=data[text] ** 2, minlength=matrix.shape[0] * self.blocks))
+        key = rows[text] * self.blocks + block[text]
+        norms = np.sqrt(np.bincount(key, weights=data[text] ** 2, minlength=row_count * self.blocks))
         data[text] /= norms[key]
 
 
@@ -553,8 +552,8 @@ class ListingFeaturizer:
         found = {block: getattr(self, f"{block}_vectorizer_", None) for block in EXTRA_BLOCKS}
         return {block: vectorizer for block, vectorizer in found.items() if vectorizer is not None}
 
-    def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
-        return self._batch_encoder().transform(frame)
+    def transform(self, listings: Listings) -> sp.csr_matrix:
+        return self._batch_encoder().transform(listings)
 
     _DERIVED = ("_onehot", "_pairs", "_encoder", "onehot_", "name_lookup_", "description_lookup_", "extra_lookups_")
     """Lookup tables rebuilt from the fitted vectorizers on first use, never pickled (the last four:

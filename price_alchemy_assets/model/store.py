@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from price_alchemy_assets import gcs, settings
+from price_alchemy_assets.listings.profile import ListingsProfile
 from price_alchemy_assets.model.bundle import PriceModel, read_reference
-from price_alchemy_assets.monitoring.profile import ListingsProfile
 
 CHAMPION_FILE = "champion.json"
 BUNDLE_LAST_FILE = "model.json"
@@ -201,6 +201,15 @@ def open_model_store(
     if not gcs.is_gcs(location):
         return FolderModelStore(location)
     return GcsModelStore(str(location), cache_dir or settings.default_model_cache(), client or gcs.storage_client)
+
+
+def model_store_from_env(location: str | None = None) -> ModelStore:
+    """The configured model store outside a Dagster run (the service, the CLI): `location`, else
+    settings.model_store_location(); a GCS store's client from the GCP settings."""
+    return open_model_store(
+        location or settings.model_store_location(),
+        client=lambda: gcs.storage_client(settings.gcp_project(), settings.gcp_credentials()),
+    )
 
 
 def now_iso() -> str:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy.spatial.distance import jensenshannon
 
-from price_alchemy_assets.monitoring.profile import ListingsProfile
+from price_alchemy_assets.listings.profile import ListingsProfile
 
 OTHER = "(other)"
 

@@ -13,8 +13,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from price_alchemy_assets.listings.columns import SELLER_FIELDS
-from price_alchemy_assets.monitoring.profile import CATEGORICAL, TEXT, ListingsProfile
-from price_alchemy_assets.service.prediction_log import prediction_log_engine, predictions
+from price_alchemy_assets.listings.profile import CATEGORICAL, TEXT, ListingsProfile
+from price_alchemy_assets.monitoring.prediction_log_table import prediction_log_engine, predictions
 
 _MEASURES = {
     **{feature: predictions.c[feature] for feature in CATEGORICAL},

@@ -19,11 +19,11 @@ import dagster as dg
 from sqlalchemy.exc import SQLAlchemyError
 
 from price_alchemy_assets.jobs import main_job
+from price_alchemy_assets.listings.profile import OOV_SAMPLE, warehouse_profile
 from price_alchemy_assets.model.bundle import PriceModel
 from price_alchemy_assets.model.metrics import rmsle
 from price_alchemy_assets.model.store import ModelStore
 from price_alchemy_assets.monitoring.drift import DriftReport, LabelledError, compare
-from price_alchemy_assets.monitoring.profile import OOV_SAMPLE, warehouse_profile
 from price_alchemy_assets.monitoring.traffic import PredictionLogReader
 from price_alchemy_assets.resources import (
     DriftMonitorResource,

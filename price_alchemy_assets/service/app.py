@@ -40,6 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from price_alchemy_assets import __version__, settings
 from price_alchemy_assets.model.bundle import limit_blas_threads
 from price_alchemy_assets.model.explain import PriceExplanation, typical_price
+from price_alchemy_assets.model.store import model_store_from_env
 from price_alchemy_assets.service.batching import InferenceBatcher
 from price_alchemy_assets.service.champion import ChampionWatcher, ServedModel
 from price_alchemy_assets.service.explaining import ExplanationWorker
@@ -96,10 +97,8 @@ class ServiceSettings:
         PRICE_ALCHEMY_MAX_BATCH, PRICE_ALCHEMY_CLIENT_TIMEOUT_SECONDS (the time a client has to send a
         request's head, and again its body), PRICE_ALCHEMY_EXPLAIN_QUEUE (explanations waiting or
         running before the next is a 503)."""
-        from price_alchemy_assets.resources import model_store_from_env
-
         return cls(
-            model_store=model_store_from_env().location,
+            model_store=settings.model_store_location(),
             prediction_log_url=os.environ.get(settings.PREDICTION_LOG_ENV) or settings.default_prediction_log_url(),
             admin_token=os.environ.get("PRICE_ALCHEMY_ADMIN_TOKEN") or None,
             reload_seconds=_env_float("PRICE_ALCHEMY_RELOAD_SECONDS", 2.0),
@@ -114,8 +113,6 @@ class PriceService:
     the prediction log."""
 
     def __init__(self, config: ServiceSettings) -> None:
-        from price_alchemy_assets.resources import model_store_from_env
-
         self.config = config
         self.explanations = ExplanationWorker(config.explain_queue)
         self.champion = ChampionWatcher(

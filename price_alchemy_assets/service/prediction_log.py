@@ -16,39 +16,16 @@ import threading
 import time
 from collections import deque
 from datetime import datetime
-from pathlib import Path
 from typing import NamedTuple
 
 import sqlalchemy as sa
 
 from price_alchemy_assets.listings.columns import SELLER_FIELDS
+from price_alchemy_assets.monitoring.prediction_log_table import LOGGED_COLUMNS, metadata, prediction_log_engine
 
 log = logging.getLogger(__name__)
 
-metadata = sa.MetaData()
-predictions = sa.Table(
-    "predictions",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("request_id", sa.String(36), nullable=False),
-    sa.Column("route", sa.String(40), nullable=False),
-    sa.Column("model_version", sa.String(100), nullable=False, index=True),
-    sa.Column("latency_ms", sa.Float, nullable=False),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("item_condition_id", sa.Integer, nullable=False),
-    sa.Column("category_name", sa.Text),
-    sa.Column("brand_name", sa.Text),
-    sa.Column("shipping", sa.Integer, nullable=False),
-    sa.Column("item_description", sa.Text),
-    sa.Column("price", sa.Float, nullable=False),
-    sa.Column("price_low", sa.Float, nullable=False),
-    sa.Column("price_high", sa.Float, nullable=False),
-)
-
-
 POLL_SECONDS = 0.02
-LOGGED_COLUMNS = [column.name for column in predictions.columns if column.name != "id"]
 
 
 class LoggedRequest(NamedTuple):
@@ -70,21 +47,6 @@ class LoggedRequest(NamedTuple):
             head + tuple(listing[field] for field in SELLER_FIELDS) + price
             for listing, price in zip(self.listings, self.prices, strict=True)
         ]
-
-
-def prediction_log_engine(url: str) -> sa.Engine:
-    """An engine for `url`; SQLite files get WAL so readers never block the writer."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
-
-        @sa.event.listens_for(engine, "connect")
-        def _wal(connection, _record) -> None:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True)
 
 
 class PredictionLog:
