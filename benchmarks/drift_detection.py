@@ -2,7 +2,7 @@
 
 A champion is trained by the main job on a synthetic market (--rows listings over 30 days).
 Then each batch (--batch-rows listings created in the last day) is ingested into its own copy of
-that warehouse and the real `listings_drift_sensor` ticks once on it (GROUP BY profiles, the
+that warehouse and the real `listings_and_traffic_drift_sensor` ticks once on it (GROUP BY profiles, the
 out-of-vocabulary rate, the champion's RMSLE on up to 2,000 newly labelled rows):
 - 20 in-distribution batches (new seeds of the same market);
 - 20 drifted batches: 5 kinds x strengths 0.25, 0.5, 1 and 2.
@@ -29,9 +29,10 @@ import dagster as dg
 import pandas as pd
 
 from price_alchemy_assets.definitions import MAIN_JOB, defs
+from price_alchemy_assets.defs.drift import listings_and_traffic_drift_sensor
+from price_alchemy_assets.defs.resources import DriftMonitorResource, DuckDBWarehouseResource, resources_under
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
-from price_alchemy_assets.resources import DriftMonitorResource, DuckDBWarehouseResource, resources_under
-from price_alchemy_assets.sensors.drift import NEW_LISTINGS, listings_drift_sensor
+from price_alchemy_assets.monitoring.drift_watch import NEW_LISTINGS
 from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def tick(instance, resources: dict, monitor: DriftMonitorResource) -> tuple[bool
     """One evaluation of the real sensor: whether it requested a run, the new-listings report, seconds."""
     started = time.perf_counter()
     with dg.build_sensor_context(instance=instance, resources=resources | {"drift_monitor": monitor}) as context:
-        result = listings_drift_sensor(context)
+        result = listings_and_traffic_drift_sensor(context)
     seconds = time.perf_counter() - started
     (event,) = [e for e in result.asset_events if e.metadata["source"].value == NEW_LISTINGS]
     return bool(result.run_requests), {k: v.value for k, v in event.metadata.items()}, seconds
@@ -68,7 +69,7 @@ def main() -> None:
         market = write_synthetic_listings(root / "market.tsv", args.rows, seed=1, start=now - timedelta(days=31))
         ingest_listings_file(market, resources["warehouse"].open())
         run_config = {
-            "ops": {"tuned_model": {"config": {"max_evals": args.max_evals}}},
+            "ops": {"tuned_model": {"config": {"budget": {"max_evals": args.max_evals}}}},
             "execution": {"config": {"in_process": {}}},
         }
         started = time.perf_counter()
@@ -162,7 +163,8 @@ def main() -> None:
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with benchmarks/drift_detection.py on 2 cores: champion "
         f"trained by the main job on {args.rows:,} synthetic listings (evaluation RMSLE "
         f"{champion.metrics['rmsle']:.4f}); each batch of {args.batch_rows:,} listings is ingested into its own "
-        "copy of the warehouse and the real listings_drift_sensor ticks once, with default thresholds (PSI 0.2, "
+        "copy of the warehouse and the real listings_and_traffic_drift_sensor ticks once, with default thresholds "
+        "(PSI 0.2, "
         "unseen share 10 %, out-of-vocabulary rise 0.05, RMSLE rise 0.05, at least 500 listings). "
         '"Without prices" is the same tick with the RMSLE test switched off: the distribution measures '
         "alone, as for unlabelled live traffic.\n\n"

@@ -4,7 +4,7 @@ The worst case for a tick: a champion trained on a small market (--train-rows), 
 listings ingested after its watermark, so every GROUP BY runs over all of them, the labelled
 sample (2,000 rows, ordered by fingerprint) is drawn from all of them and scored. Live traffic:
 --traffic-rows listings in the prediction log, priced by the champion. Ticks run the real
-`listings_drift_sensor`, --ticks times; the daemon's default sensor timeout is 60 s.
+`listings_and_traffic_drift_sensor`, --ticks times; the daemon's default sensor timeout is 60 s.
 
     .venv/bin/python benchmarks/drift_tick.py [--rows 1500000] [--output docs/benchmarks/drift-tick.md]
 """
@@ -21,10 +21,10 @@ import dagster as dg
 import pandas as pd
 
 from price_alchemy_assets.definitions import MAIN_JOB, defs
+from price_alchemy_assets.defs.drift import listings_and_traffic_drift_sensor
+from price_alchemy_assets.defs.resources import DriftMonitorResource, resources_under
 from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.listings.synthetic import write_synthetic_listings
-from price_alchemy_assets.resources import DriftMonitorResource, resources_under
-from price_alchemy_assets.sensors.drift import listings_drift_sensor
 from price_alchemy_assets.service.prediction_log import LoggedRequest, PredictionLog
 from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
@@ -56,7 +56,7 @@ def main() -> None:
         market = write_synthetic_listings(root / "market.tsv", args.train_rows, seed=1, start=now - timedelta(days=40))
         ingest_listings_file(market, warehouse)
         run_config = {
-            "ops": {"tuned_model": {"config": {"max_evals": 2}}},
+            "ops": {"tuned_model": {"config": {"budget": {"max_evals": 2}}}},
             "execution": {"config": {"in_process": {}}},
         }
         job = defs.resolve_job_def(MAIN_JOB)
@@ -89,7 +89,7 @@ def main() -> None:
         for number in range(args.ticks):
             with dg.build_sensor_context(instance=instance, resources=resources) as context:
                 started = time.perf_counter()
-                result = listings_drift_sensor(context)
+                result = listings_and_traffic_drift_sensor(context)
                 ticks.append(time.perf_counter() - started)
             print(f"tick {number + 1}: {ticks[-1]:.2f} s, run requested: {bool(result.run_requests)}", flush=True)
         reports = {e.metadata["source"].value: e.metadata for e in result.asset_events}
@@ -102,7 +102,7 @@ def main() -> None:
         f"its watermark (every one of them is new to the sensor) and {len(records):,} predictions in the SQLite "
         "prediction log.\n\n"
         + table.to_markdown(index=False, floatfmt=".1f")
-        + f"\n\nOne tick of listings_drift_sensor (GROUP BY profiles of {new_rows:,} "
+        + f"\n\nOne tick of listings_and_traffic_drift_sensor (GROUP BY profiles of {new_rows:,} "
         f"new listings and {traffic_rows:,} logged predictions, a 2,000-row labelled "
         f"sample scored by the champion, out-of-vocabulary rates): first {ticks[0]:.2f} s (loads the champion), "
         f"then median {sorted(ticks[1:])[len(ticks[1:]) // 2]:.2f} s over {len(ticks) - 1} ticks. The daemon's "

@@ -39,11 +39,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.reference import ridge_tfidf_prices, strong_reference_log_prices  # noqa: E402
 from price_alchemy_assets.definitions import MAIN_JOB, defs  # noqa: E402
+from price_alchemy_assets.defs.resources import resources_under  # noqa: E402
 from price_alchemy_assets.model.baseline import RulesBaseline  # noqa: E402
 from price_alchemy_assets.model.metrics import rmsle  # noqa: E402
 from price_alchemy_assets.model.scoring import score_file  # noqa: E402
 from price_alchemy_assets.model.split import hash_position  # noqa: E402
-from price_alchemy_assets.resources import resources_under  # noqa: E402
 from price_alchemy_assets.warehouse.ingest import ingest_listings_file  # noqa: E402
 
 GENUINE = REPO.parent / "shared" / "data" / "mercari_train_sample.tsv"
@@ -118,7 +118,7 @@ def main() -> None:
     fold = np.minimum(
         (hash_position(genuine["train_id"], salt="genuine-quality-folds") * args.folds).astype(int), args.folds - 1
     )
-    tuning = {"max_evals": args.max_evals} if args.max_evals else {}
+    tuning = {"budget": {"max_evals": args.max_evals}} if args.max_evals else {}
     results = []
     for k in range(args.folds):
         with tempfile.TemporaryDirectory(prefix=f"price-alchemy-quality-{k}-") as folder:

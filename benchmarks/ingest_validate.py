@@ -29,9 +29,9 @@ def worker(phase: str, path: Path) -> dict:
     """One measured phase, run in a child process; the clock starts after the imports."""
     import pandas as pd
 
+    from price_alchemy_assets.defs.resources import open_warehouse_from_env
     from price_alchemy_assets.listings.synthetic import write_synthetic_listings
     from price_alchemy_assets.listings.validation import validate_listings
-    from price_alchemy_assets.resources import open_warehouse_from_env
     from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
     started = time.perf_counter()

@@ -21,8 +21,8 @@ import dagster as dg
 import pandas as pd
 
 from price_alchemy_assets.definitions import MAIN_JOB, defs
+from price_alchemy_assets.defs.resources import resources_under
 from price_alchemy_assets.listings.synthetic import write_synthetic_listings
-from price_alchemy_assets.resources import resources_under
 from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
 REPO = Path(__file__).resolve().parents[1]

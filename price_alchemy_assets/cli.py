@@ -33,7 +33,7 @@ def main() -> None:
 
 @contextmanager
 def _warehouse():
-    from price_alchemy_assets.resources import open_warehouse_from_env
+    from price_alchemy_assets.defs.resources import open_warehouse_from_env
 
     opened = False
     try:
@@ -110,7 +110,7 @@ def _observe_listings_table(warehouse) -> None:
     import dagster as dg
     from dagster._core.definitions.data_version import DATA_VERSION_TAG  # what an observation run writes
 
-    from price_alchemy_assets.assets.listings import LISTINGS_TABLE, listings_table_version
+    from price_alchemy_assets.defs.listings import LISTINGS_TABLE, listings_table_version
 
     version, metadata = listings_table_version(warehouse)
     with dg.DagsterInstance.get() as instance:
@@ -152,7 +152,7 @@ _RUN_CONFIG = click.option(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="run config file (YAML or JSON, as `dagster job execute -c`), e.g. "
-    "'ops: {tuned_model: {config: {max_evals: 4, mlp_networks: 1}}}'",
+    "'ops: {tuned_model: {config: {budget: {max_evals: 4}, blend: {mlp: {networks: 1}}}}}'",
 )
 
 
@@ -171,7 +171,8 @@ def _read_run_config(path: Path | None) -> dict:
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise _Failure(f"{path}: a run config is a mapping, e.g. 'ops: {{tuned_model: {{config: {{max_evals: 4}}}}}}'")
+        example = "'ops: {tuned_model: {config: {budget: {max_evals: 4}}}}'"
+        raise _Failure(f"{path}: a run config is a mapping, e.g. {example}")
     return loaded
 
 
@@ -251,8 +252,9 @@ def train(max_evals, timeout, run_config) -> None:
     """Materialize everything from raw_listings to the champion, then print the eval report.
 
     --max-evals and --timeout win over the same settings in --config."""
-    tuning = {key: value for key, value in (("max_evals", max_evals), ("timeout_seconds", timeout)) if value}
-    config = _merged(_read_run_config(run_config), {"ops": {"tuned_model": {"config": tuning}}} if tuning else {})
+    budget = {key: value for key, value in (("max_evals", max_evals), ("timeout_seconds", timeout)) if value}
+    given = {"ops": {"tuned_model": {"config": {"budget": budget}}}} if budget else {}
+    config = _merged(_read_run_config(run_config), given)
     if not _run_main_job(run_config=config):
         raise _Failure("the run failed; see the messages above or the run in the Dagster UI")
     click.echo(_where_to_look())
@@ -306,7 +308,7 @@ def _exit_on_signal(signum: int, frame) -> None:
 
 
 def _where_to_look() -> str:
-    from price_alchemy_assets.resources import model_resources_from_env
+    from price_alchemy_assets.defs.resources import model_resources_from_env
 
     tracking = model_resources_from_env()["mlflow"].tracking_uri
     return (

@@ -8,18 +8,13 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from price_alchemy_assets.definitions import defs
+from price_alchemy_assets.defs.resources import resources_under
 from price_alchemy_assets.listings.synthetic import write_synthetic_listings
-from price_alchemy_assets.resources import resources_under
 from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
 TINY = {
-    "max_evals": 2,
-    "timeout_seconds": 600,
-    "max_boost_rounds": 80,
-    "early_stopping_rounds": 10,
-    "mlp_networks": 1,
-    "mlp_epochs": 2,
-    "blend_folds": 2,
+    "budget": {"max_evals": 2, "timeout_seconds": 600, "max_boost_rounds": 80, "early_stopping_rounds": 10},
+    "blend": {"folds": 2, "mlp": {"networks": 1, "epochs": 2}},
 }
 RUN_CONFIG = {"ops": {"tuned_model": {"config": TINY}}}
 ALL = [*(asset for asset in defs.assets if isinstance(asset, dg.AssetsDefinition)), *defs.asset_checks]

@@ -15,13 +15,12 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 
-from price_alchemy_assets.assets.listings import raw_listings, validated_and_rejected_listings
-from price_alchemy_assets.checks.listings import validated_listings_checks
+from price_alchemy_assets.defs.alerts import failure_alert_sensor
+from price_alchemy_assets.defs.listings import raw_listings, validated_and_rejected_listings, validated_listings_checks
+from price_alchemy_assets.defs.resources import AlertingResource, resources_under
 from price_alchemy_assets.devtools.local_servers import free_port
 from price_alchemy_assets.listings.synthetic import write_synthetic_listings
 from price_alchemy_assets.monitoring.alerts import Alert, SmtpChannel, WebhookChannel, deliver
-from price_alchemy_assets.resources import AlertingResource, resources_under
-from price_alchemy_assets.sensors.alerts import failure_alert_sensor
 from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
 

@@ -10,13 +10,17 @@ import pandas as pd
 import pytest
 from dagster._core.definitions.data_version import StaleStatus
 
-from price_alchemy_assets.assets.listings import raw_listings, validated_and_rejected_listings
-from price_alchemy_assets.checks.listings import _results, validated_listings_checks
-from price_alchemy_assets.jobs import observe_listings_job
+from price_alchemy_assets.defs.jobs import observe_listings_job
+from price_alchemy_assets.defs.listings import (
+    _results,
+    raw_listings,
+    validated_and_rejected_listings,
+    validated_listings_checks,
+)
+from price_alchemy_assets.defs.resources import open_warehouse_from_env, resources_under, warehouse_from_env
 from price_alchemy_assets.listings.columns import PANDAS_DTYPES, WAREHOUSE_COLUMNS
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
 from price_alchemy_assets.listings.validation import REJECTION_COLUMN, ValidationRules, validate_listings
-from price_alchemy_assets.resources import open_warehouse_from_env, resources_under, warehouse_from_env
 from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
 from .conftest import run_cli
@@ -232,8 +236,8 @@ def test_new_rows_in_the_warehouse_make_the_listing_assets_stale(price_alchemy_h
     ingest) makes raw_listings and what follows it stale in the instance the UI reads."""
     from dagster._utils.test.data_versions import get_stale_status_resolver
 
-    from price_alchemy_assets.assets.listings import LISTINGS_TABLE, listings_table
-    from price_alchemy_assets.resources import resources_from_env
+    from price_alchemy_assets.defs.listings import LISTINGS_TABLE, listings_table
+    from price_alchemy_assets.defs.resources import resources_from_env
 
     first = write_synthetic_listings(tmp_path / "first.tsv", 300, seed=1, start=START)
     second = write_synthetic_listings(tmp_path / "second.tsv", 200, seed=2, start=START + pd.Timedelta(days=2))
@@ -279,12 +283,12 @@ def test_new_rows_in_the_warehouse_make_the_listing_assets_stale(price_alchemy_h
 
 
 def test_each_asset_s_code_version_follows_its_own_code():
-    from price_alchemy_assets.assets import model
-    from price_alchemy_assets.assets.code_versions import source_version
-    from price_alchemy_assets.assets.listings import RAW_LISTINGS_VERSION, VALIDATION_VERSION
+    from price_alchemy_assets.defs import evaluation, features_and_model
+    from price_alchemy_assets.defs.code_versions import source_version
+    from price_alchemy_assets.defs.listings import RAW_LISTINGS_VERSION, VALIDATION_VERSION
 
-    versions = [RAW_LISTINGS_VERSION, VALIDATION_VERSION, model.FEATURES_VERSION, model.MODEL_VERSION]
-    versions += [model.EVALUATION_VERSION, model.CHAMPION_VERSION]
+    versions = [RAW_LISTINGS_VERSION, VALIDATION_VERSION, features_and_model.FEATURES_VERSION]
+    versions += [features_and_model.MODEL_VERSION, evaluation.EVALUATION_VERSION, evaluation.CHAMPION_VERSION]
     assert len(set(versions)) == 6 and all(len(v) == 12 for v in versions)
     assert source_version("price_alchemy_assets.model.metrics") != source_version("price_alchemy_assets.model.split")
     assert source_version("price_alchemy_assets.model.metrics") == source_version("price_alchemy_assets.model.metrics")

@@ -20,8 +20,8 @@ import httpx
 import pytest
 import yaml
 
+from price_alchemy_assets.defs.jobs import STEP_PODS, TRAINING_TAG
 from price_alchemy_assets.devtools.local_servers import free_port
-from price_alchemy_assets.jobs import STEP_PODS, TRAINING_TAG
 
 from .conftest import REPO
 from .serving import default_sigint, group_gone

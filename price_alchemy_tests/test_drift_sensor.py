@@ -11,13 +11,14 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from price_alchemy_assets.defs.drift import DRIFT_REPORT, listings_and_traffic_drift_sensor
+from price_alchemy_assets.defs.resources import DriftMonitorResource, PredictionLogResource
 from price_alchemy_assets.devtools.local_servers import free_port, running_service
 from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.listings.files import ListingsFile
 from price_alchemy_assets.listings.synthetic import DriftKind, MarketplaceSynthesizer, write_synthetic_listings
 from price_alchemy_assets.model.metrics import rmsle
-from price_alchemy_assets.resources import DriftMonitorResource, PredictionLogResource
-from price_alchemy_assets.sensors.drift import DRIFT_REPORT, LIVE_TRAFFIC, NEW_LISTINGS, listings_drift_sensor
+from price_alchemy_assets.monitoring.drift_watch import LIVE_TRAFFIC, NEW_LISTINGS
 from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
 from .platform_run import run_all
@@ -26,7 +27,7 @@ from .serving import wait_for
 
 def tick(instance, resources, cursor=None):
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
-        return listings_drift_sensor(context)
+        return listings_and_traffic_drift_sensor(context)
 
 
 def arrive(platform, rows: int, seed: int, drift: DriftKind | None = None, strength: float = 1.0) -> None:

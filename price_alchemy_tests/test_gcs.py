@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from google.cloud import storage
 
+from price_alchemy_assets.defs.drift import listings_and_traffic_drift_sensor
+from price_alchemy_assets.defs.resources import open_warehouse_from_env, resources_from_env
 from price_alchemy_assets.devtools.local_servers import running_service
 from price_alchemy_assets.gcs import GcsUrl, upload_folder
 from price_alchemy_assets.listings.synthetic import synthetic_market as market
 from price_alchemy_assets.listings.synthetic import write_synthetic_listings
 from price_alchemy_assets.model.store import GcsModelStore, model_store_from_env, open_model_store
-from price_alchemy_assets.resources import open_warehouse_from_env, resources_from_env
-from price_alchemy_assets.sensors.drift import listings_drift_sensor
 from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 from price_alchemy_tests.conftest import run_cli
 from price_alchemy_tests.platform_run import run_all
@@ -102,7 +102,7 @@ def test_platform_on_gcs(gcs_bucket, price_alchemy_home, tmp_path, monkeypatch):
         result = run_all(resources, instance)
         assert result.success
         with dg.build_sensor_context(instance=instance, resources=resources) as context:
-            tick = listings_drift_sensor(context)
+            tick = listings_and_traffic_drift_sensor(context)
 
     stored = objects(gcs_bucket, "platform/")
     champion = model_store_from_env().champion()

@@ -3,6 +3,7 @@ SQLite (dagster.yaml) or PostgreSQL (deploy/dagster/dagster.yaml)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def test_definitions_load_and_validate(price_alchemy_home):
     }
     main_job = defs.resolve_job_def(MAIN_JOB)
     assert {key.to_user_string() for key in main_job.asset_layer.executable_asset_keys} == set(ASSETS)
-    assert defs.resolve_sensor_def("listings_drift_sensor").job_name == MAIN_JOB
+    assert defs.resolve_sensor_def("listings_and_traffic_drift_sensor").job_name == MAIN_JOB
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
     result = subprocess.run(
         [dagster, "definitions", "validate", "-w", str(REPO / "workspace.yaml")],
@@ -40,3 +41,29 @@ def test_definitions_load_and_validate(price_alchemy_home):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dg_lists_every_definition_of_the_defs_folder(tmp_path):
+    """`dg list defs`, as a developer runs it in the repository, finds each stage's definitions in
+    defs/ (the folder the code location loads), with the groups and dependencies the UI shows."""
+    dg = os.path.join(os.path.dirname(sys.executable), "dg")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "VIRTUAL_ENV": os.path.dirname(os.path.dirname(sys.executable))}
+    result = subprocess.run(
+        [dg, "list", "defs", "--json"], capture_output=True, text=True, cwd=REPO, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assets = {asset["asset_key"]: asset for asset in listed["assets"]}
+    assert set(assets) == {*ASSETS, "drift_report", "listings_table"}
+    assert assets["champion"]["group_name"] == assets["tuned_model"]["group_name"] == "model"
+    assert set(assets["eval_report"]["dependency_keys"]) == {"tfidf_features", "tuned_model"}
+    assert {job["name"] for job in listed["jobs"]} == {MAIN_JOB, "observe_listings_table"}
+    assert {sensor["name"] for sensor in listed["sensors"]} == {
+        "listings_and_traffic_drift_sensor",
+        "failure_alert_sensor",
+    }
+    schedules = {schedule["name"] for schedule in listed["schedules"]}
+    assert schedules == {"hourly_listings_observation", "weekly_retraining"}
+    checks = {check["key"] for check in listed["asset_checks"]}
+    assert "validated_listings:log_price_outliers" in checks and any(key.startswith("eval_report:") for key in checks)
+    assert {resource["name"] for resource in listed["resources"]} == set(defs.resources)

@@ -19,13 +19,13 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from price_alchemy_assets.assets.model import CandidateModel, champion, significant
-from price_alchemy_assets.checks.model import eval_report_checks
+from price_alchemy_assets.defs.evaluation import champion, eval_report_checks, significant
+from price_alchemy_assets.defs.features_and_model import CandidateModel
+from price_alchemy_assets.defs.resources import resources_under
 from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.listings.files import ListingsFile
 from price_alchemy_assets.model.evaluation import CANDIDATE, CHAMPION, RULES
 from price_alchemy_assets.model.store import FolderModelStore
-from price_alchemy_assets.resources import resources_under
 
 from .conftest import run_cli
 from .platform_run import TINY, run_all
@@ -130,7 +130,7 @@ def test_train_evaluate_promote_then_keep(platform):
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("price-alchemy")
     runs = client.search_runs([experiment.experiment_id])
-    assert len(runs) == 2 * (1 + TINY["max_evals"])  # a parent and its trials, twice
+    assert len(runs) == 2 * (1 + TINY["budget"]["max_evals"])  # a parent and its trials, twice
     assert all(run.info.status == "FINISHED" for run in runs)
     parent = client.get_run(record.mlflow_run_id)
     assert "test_rmsle" in parent.data.metrics
@@ -272,8 +272,8 @@ def test_predict_stopped_midway_by_sigterm_or_ctrl_c_leaves_no_partial_files(pri
 def test_the_main_job_ends_every_mlflow_run_a_step_left_open(tmp_path):
     """dagster-mlflow's hook on the main job calls the "mlflow" resource's end_run after the last step
     or a failed one: whatever a step left RUNNING ends, nested runs first."""
-    from price_alchemy_assets.jobs import main_job
-    from price_alchemy_assets.resources import MlflowTrackingResource
+    from price_alchemy_assets.defs.jobs import main_job
+    from price_alchemy_assets.defs.resources import MlflowTrackingResource
 
     assert [hook.name for hook in main_job.hooks] == ["end_mlflow_on_run_finished"]
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -19,10 +19,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from price_alchemy_assets.defs.drift import DRIFT_REPORT, listings_and_traffic_drift_sensor
+from price_alchemy_assets.defs.resources import resources_from_env
 from price_alchemy_assets.devtools.local_servers import free_port
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
-from price_alchemy_assets.resources import resources_from_env
-from price_alchemy_assets.sensors.drift import DRIFT_REPORT, NEW_LISTINGS, listings_drift_sensor
+from price_alchemy_assets.monitoring.drift_watch import NEW_LISTINGS
 
 from .conftest import REPO, run_cli
 from .serving import group_gone, wait_for
@@ -57,7 +58,7 @@ def trained_home(price_alchemy_home, tmp_path, tiny_run_config):
     assert run_cli("ingest", str(later)).returncode == 0
     with dg.DagsterInstance.get() as instance:
         with dg.build_sensor_context(instance=instance, resources=resources_from_env()) as context:
-            result = listings_drift_sensor(context)
+            result = listings_and_traffic_drift_sensor(context)
         for event in result.asset_events:  # stored as the daemon stores a tick's events
             instance.report_runless_asset_event(event)
     return price_alchemy_home

@@ -17,13 +17,12 @@ import httpx
 import psycopg2
 import pytest
 
-from price_alchemy_assets.assets.listings import raw_listings, validated_and_rejected_listings
-from price_alchemy_assets.checks.listings import validated_listings_checks
 from price_alchemy_assets.definitions import MAIN_JOB, defs
+from price_alchemy_assets.defs.jobs import TRAINING_TAG
+from price_alchemy_assets.defs.listings import raw_listings, validated_and_rejected_listings, validated_listings_checks
+from price_alchemy_assets.defs.resources import open_warehouse_from_env, resources_from_env, resources_under
 from price_alchemy_assets.devtools.local_servers import free_port
-from price_alchemy_assets.jobs import TRAINING_TAG
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
-from price_alchemy_assets.resources import open_warehouse_from_env, resources_from_env, resources_under
 from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
 from .conftest import REPO
@@ -67,7 +66,7 @@ def drift_ticks(db: dict) -> list[dict]:
     ticks = []
     for status, body in query(db, "SELECT status, tick_body FROM job_ticks ORDER BY id"):
         tick = json.loads(body)
-        if tick.get("job_name") == "listings_drift_sensor" and status != "STARTED":
+        if tick.get("job_name") == "listings_and_traffic_drift_sensor" and status != "STARTED":
             ticks.append(tick | {"status": status})
     return ticks
 
@@ -157,7 +156,14 @@ def test_drift_sensor_cursor_in_postgres_survives_a_daemon_restart(postgres_data
             warehouse,
         )
     started = subprocess.run(
-        [str(BIN / "dagster"), "sensor", "start", "listings_drift_sensor", "-w", str(REPO / "workspace.yaml")],
+        [
+            str(BIN / "dagster"),
+            "sensor",
+            "start",
+            "listings_and_traffic_drift_sensor",
+            "-w",
+            str(REPO / "workspace.yaml"),
+        ],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

@@ -7,15 +7,15 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from price_alchemy_assets.listings.columns import LISTING_FIELDS
-from price_alchemy_assets.listings.files import ListingsFile, ListingsFileError, read_listings_frame
-from price_alchemy_assets.listings.profile import ListingsProfile, warehouse_profile
-from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
-from price_alchemy_assets.resources import (
+from price_alchemy_assets.defs.resources import (
     BigQueryWarehouseResource,
     DuckDBWarehouseResource,
     warehouse_from_env,
 )
+from price_alchemy_assets.listings.columns import LISTING_FIELDS
+from price_alchemy_assets.listings.files import ListingsFile, ListingsFileError, read_listings_frame
+from price_alchemy_assets.listings.profile import ListingsProfile, warehouse_profile
+from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
 from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
 START = datetime(2026, 9, 1, tzinfo=UTC)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).with_name("price-alchemy")
-SENSOR = "listings_drift_sensor"
+SENSOR = "listings_and_traffic_drift_sensor"
 SELECTOR = {"repositoryLocationName": "price_alchemy", "repositoryName": "__repository__", "sensorName": SENSOR}
 
 

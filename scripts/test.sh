@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The README's second command: set up (with the BigQuery emulator's own virtualenv), lint (ruff, and
-# lint-imports for the layers in pyproject.toml), test.
+# The README's second command: set up (with the BigQuery emulator's own virtualenv), lint (ruff,
+# lint-imports for the layers in pyproject.toml, dg check defs), test.
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 .venv/bin/ruff check .
 .venv/bin/lint-imports --no-cache
+# the code location as dg loads it from defs/ (dg starts an instance: a scratch Dagster home)
+DAGSTER_HOME="$(mktemp -d)" VIRTUAL_ENV="$PWD/.venv" .venv/bin/dg check defs
 exec .venv/bin/pytest "$@"

@@ -26,6 +26,7 @@ DUPLICATE_REASON = "listing_id: repeats an earlier listing"
 @dataclass(frozen=True)
 class ValidationRules:
     price_ceiling: float = 2500.0
+    """Highest plausible price, USD."""
     max_name_chars: int = 255
     max_description_chars: int = 5000
 

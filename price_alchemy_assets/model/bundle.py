@@ -158,6 +158,7 @@ class TrainingConfig:
     space: SearchSpace = SearchSpace()
     blend: BlendConfig = BlendConfig()
     interval_coverage: float = 0.8
+    """Share of held-out prices the suggested range is sized to hold (from the blend's residuals)."""
 
 
 def category_prices(listings: pd.DataFrame, min_listings: int = 5) -> dict[str, dict]:

@@ -66,7 +66,9 @@ class ColumnLayout:
 @dataclass(frozen=True)
 class BlendConfig:
     ridge_alphas: tuple[float, ...] = (1.5, 3.0, 6.0)
+    """Ridge regularizations tried on held-out rows."""
     ridge_block_weights: dict[str, float] = field(default_factory=lambda: dict(RIDGE_BLOCK_WEIGHTS))
+    """Ridge's column scale per feature block (a block scaled by w is penalized as by alpha / w^2)."""
     mlp: MLPConfig = MLPConfig()
     folds: int = 5
     """Out-of-fold predictions over train + validation from this many folds..."""

@@ -33,6 +33,7 @@ _PARALLEL_ROWS = 256
 class MLPConfig:
     hidden: tuple[int, ...] = (128, 64)
     networks: int = 3
+    """Sparse MLPs averaged (0: none in the blend)."""
     epochs: int = 5
     batch_size: int = 128
     """The first epoch's smallest batch; batches double each epoch (the Mercari winners' schedule)."""

@@ -20,11 +20,15 @@ import scipy.sparse as sp
 @dataclass(frozen=True)
 class TuningBudget:
     max_evals: int = 12
+    """Hyperopt trials at most."""
     timeout_seconds: float = 400.0
+    """Wall-clock budget of the search."""
     max_boost_rounds: int = 1500
     early_stopping_rounds: int = 50
+    """A trial stops boosting after this many rounds without a better validation RMSLE."""
     seed: int = 0
     threads: int = 2
+    """LightGBM threads: the machine's cores (more contend)."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class DriftThresholds:
     min_rows: int = 500
     """Smaller batches are reported but never trigger: their PSI is mostly noise."""
     min_share: float = 0.01
+    """Brands and categories below this share of the reference are pooled before PSI."""
     oov_increase: float = 0.05
     """Drift when the share of out-of-vocabulary words exceeds the reference share (held-out training data) by this."""
     rmsle_increase: float = 0.05

@@ -9,8 +9,8 @@ import json
 
 import dagster as dg
 
+from price_alchemy_assets.defs.resources import AlertingResource
 from price_alchemy_assets.monitoring.alerts import Alert, deliver
-from price_alchemy_assets.resources import AlertingResource
 
 RUNS_PER_TICK = 50
 NUMBERS_PER_ALERT = 12

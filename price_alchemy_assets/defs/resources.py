@@ -7,8 +7,10 @@ the IO managers write to that bucket, and PRICE_ALCHEMY_MODEL_STORE=gs://… put
 """
 
 import os
+import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -18,11 +20,13 @@ from google.cloud import bigquery
 from pydantic import Field
 
 from price_alchemy_assets import settings
-from price_alchemy_assets.io_managers import GcpGCSResource, TrainingDataIOManager
+from price_alchemy_assets.defs.io_managers import GcpGCSResource, TrainingDataIOManager
+from price_alchemy_assets.defs.run_config import config_class, dataclass_from_config
 from price_alchemy_assets.model.store import ModelStore, open_model_store
 from price_alchemy_assets.model.tracking import ExperimentTracker, end_open_runs
 from price_alchemy_assets.monitoring.alerts import AlertChannel, LogChannel, SmtpChannel, WebhookChannel
 from price_alchemy_assets.monitoring.drift import DriftThresholds
+from price_alchemy_assets.monitoring.drift_watch import DriftWatchSettings
 from price_alchemy_assets.monitoring.traffic import PredictionLogReader
 from price_alchemy_assets.settings import (
     GCP_CREDENTIALS_ENV,
@@ -100,21 +104,16 @@ class BigQueryWarehouseResource(WarehouseResource):
         )
 
 
-class DriftMonitorResource(dg.ConfigurableResource):
-    """Drift thresholds and pacing (see monitoring.drift.DriftThresholds)."""
+class DriftMonitor(dg.ConfigurableResource):
+    """Drift pacing; DriftMonitorResource adds every field of monitoring.drift.DriftThresholds."""
 
-    psi: float = Field(default=DriftThresholds.psi, description="per-feature PSI that counts as drift")
-    unseen_share: float = Field(default=DriftThresholds.unseen_share, description="share of unseen categories/brands")
-    min_rows: int = Field(default=DriftThresholds.min_rows, description="new listings needed before judging")
-    cooldown_minutes: float = Field(default=60.0, description="least time between two drift-triggered runs")
-    rmsle_increase: float = Field(
-        default=DriftThresholds.rmsle_increase, description="champion RMSLE rise on new labelled rows that is drift"
+    cooldown_minutes: float = Field(
+        default=DriftWatchSettings.cooldown / timedelta(minutes=1),
+        description="least time between two drift-triggered runs",
     )
-    labelled_sample: int = Field(default=2_000, description="new labelled listings scored per tick, at most")
-    oov_increase: float = Field(
-        default=DriftThresholds.oov_increase, description="rise in the share of out-of-vocabulary words that is drift"
+    labelled_sample: int = Field(
+        default=DriftWatchSettings.labelled_sample, description="new labelled listings scored per tick, at most"
     )
-
     retrain_max_evals: int | None = Field(default=None, description="tuning trials of a drift-triggered run")
     retrain_timeout_seconds: float | None = Field(default=None, description="tuning budget of a drift-triggered run")
     retrain_in_process: bool = Field(
@@ -123,24 +122,28 @@ class DriftMonitorResource(dg.ConfigurableResource):
 
     def retrain_run_config(self) -> dict:
         """The run config a drift-triggered run gets: the job's defaults unless a budget is set."""
-        tuning = {
+        budget = {
             key: value
             for key, value in (("max_evals", self.retrain_max_evals), ("timeout_seconds", self.retrain_timeout_seconds))
             if value is not None
         }
-        config: dict = {"ops": {"tuned_model": {"config": tuning}}} if tuning else {}
+        config: dict = {"ops": {"tuned_model": {"config": {"budget": budget}}}} if budget else {}
         if self.retrain_in_process:
             config["execution"] = {"config": {"in_process": {}}}
         return config
 
-    def thresholds(self) -> DriftThresholds:
-        return DriftThresholds(
-            psi=self.psi,
-            unseen_share=self.unseen_share,
-            min_rows=self.min_rows,
-            rmsle_increase=self.rmsle_increase,
-            oov_increase=self.oov_increase,
+    def watch_settings(self) -> DriftWatchSettings:
+        return DriftWatchSettings(
+            dataclass_from_config(DriftThresholds, self), self.labelled_sample, timedelta(minutes=self.cooldown_minutes)
         )
+
+
+DriftMonitorResource = config_class(
+    "DriftMonitorResource",
+    DriftThresholds,
+    base=DriftMonitor,
+    doc="Drift thresholds (monitoring.drift.DriftThresholds) and pacing; PRICE_ALCHEMY_DRIFT_<FIELD> sets a field.",
+)
 
 
 class PredictionLogResource(dg.ConfigurableResource):
@@ -225,24 +228,24 @@ def alerting_from_env() -> AlertingResource:
 
 
 def drift_monitor_from_env() -> DriftMonitorResource:
-    """PRICE_ALCHEMY_DRIFT_PSI, _UNSEEN_SHARE, _MIN_ROWS, _COOLDOWN_MINUTES, _RMSLE_INCREASE, _OOV_INCREASE,
-    _RETRAIN_MAX_EVALS, _RETRAIN_TIMEOUT_SECONDS, _RETRAIN_IN_PROCESS override the defaults."""
-    overrides = {
-        field: kind(os.environ[f"PRICE_ALCHEMY_DRIFT_{field.upper()}"])
-        for field, kind in (
-            ("psi", float),
-            ("unseen_share", float),
-            ("min_rows", int),
-            ("cooldown_minutes", float),
-            ("rmsle_increase", float),
-            ("oov_increase", float),
-            ("retrain_max_evals", int),
-            ("retrain_timeout_seconds", float),
-            ("retrain_in_process", _flag),
-        )
-        if os.environ.get(f"PRICE_ALCHEMY_DRIFT_{field.upper()}")
-    }
+    """PRICE_ALCHEMY_DRIFT_<FIELD> (PSI, MIN_ROWS, COOLDOWN_MINUTES, RETRAIN_MAX_EVALS...) overrides a field."""
+    overrides = {}
+    for field, spec in DriftMonitorResource.model_fields.items():
+        variable = f"PRICE_ALCHEMY_DRIFT_{field.upper()}"
+        if os.environ.get(variable):
+            overrides[field] = _parsed(variable, os.environ[variable], spec.annotation)
     return DriftMonitorResource(**overrides)
+
+
+def _parsed(variable: str, text: str, kind) -> int | float | bool:
+    """An environment variable's value as the field's type, or an error naming the variable."""
+    kind = next((arg for arg in typing.get_args(kind) if arg is not type(None)), kind)  # int | None -> int
+    if kind is bool:
+        return _flag(text)
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{variable}={text!r}: expected {kind.__name__}") from None
 
 
 def warehouse_from_env() -> WarehouseResource:
@@ -398,3 +401,9 @@ def _local_model_io_managers(data: Path) -> dict:
         "training_data_io_manager": TrainingDataIOManager(base_dir=str(data / "training_data"), gcs=GcpGCSResource()),
         "record_io_manager": dg.FilesystemIOManager(base_dir=str(data / "records")),
     }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    """Every resource the code location binds, configured by the environment when it loads."""
+    return dg.Definitions(resources=resources_from_env())

@@ -1,1 +1,0 @@
-"""Sensors: drift-triggered retraining, and alerts for failed asset checks and runs."""
