@@ -47,6 +47,7 @@ def test_dg_lists_every_definition_of_the_defs_folder(tmp_path):
     """`dg list defs`, as a developer runs it in the repository, finds each stage's definitions in
     defs/ (the folder the code location loads), with the groups and dependencies the UI shows."""
     dg = os.path.join(os.path.dirname(sys.executable), "dg")
+    (tmp_path / "dagster.yaml").touch()  # a scratch instance, without Dagster's warning that it has no config
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "VIRTUAL_ENV": os.path.dirname(os.path.dirname(sys.executable))}
     result = subprocess.run(
         [dg, "list", "defs", "--json"], capture_output=True, text=True, cwd=REPO, env=env, timeout=300
