@@ -380,9 +380,9 @@ class _BatchEncoder:
     def transform(self, listings: Listings) -> sp.csr_matrix:
         if not isinstance(listings, pd.DataFrame) or len(listings) <= self.CHUNK_ROWS:
             return self._encode(listings)  # a slice would be a new frame, its columns read afresh
-        frame = listings
         chunks = [
-            self._encode(frame.iloc[start : start + self.CHUNK_ROWS]) for start in range(0, len(frame), self.CHUNK_ROWS)
+            self._encode(listings.iloc[start : start + self.CHUNK_ROWS])
+            for start in range(0, len(listings), self.CHUNK_ROWS)
         ]
         if len(chunks) == 1:
             return chunks[0]
@@ -451,8 +451,8 @@ class _BatchEncoder:
         cell = row_of * self.width + column_of
         order = np.argsort(cell, kind="stable")
         cell, values = cell[order], values[order]
-        first = np.flatnonzero(np.concatenate([[True], cell[1:] != cell[:-1]])) if len(cell) else order
-        counts = np.add.reduceat(values, first) if len(cell) else values
+        first = np.flatnonzero(np.diff(cell, prepend=-1))  # each cell's first count (cells are >= 0)
+        counts = np.add.reduceat(values, first)
         row_of, column_of = np.divmod(cell[first], self.width)
         self._weigh(counts, column_of, row_of, rows)
         indptr = np.searchsorted(row_of, np.arange(rows + 1)).astype(np.int32)
