@@ -29,9 +29,10 @@ def worker(phase: str, path: Path) -> dict:
     """One measured phase, run in a child process; the clock starts after the imports."""
     import pandas as pd
 
-    from price_alchemy_assets.defs.resources import open_warehouse_from_env
+    from price_alchemy_assets.defs.resources import open_warehouse
     from price_alchemy_assets.listings.synthetic import write_synthetic_listings
     from price_alchemy_assets.listings.validation import validate_listings
+    from price_alchemy_assets.settings import load_settings
     from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
     started = time.perf_counter()
@@ -41,10 +42,10 @@ def worker(phase: str, path: Path) -> dict:
     elif phase == "baseline: pandas.read_csv":
         rows = len(pd.read_csv(path, sep="\t"))
     elif phase == "ingest":
-        with open_warehouse_from_env() as warehouse:
+        with open_warehouse(load_settings()) as warehouse:
             rows = ingest_listings_file(path, warehouse).rows_added
     elif phase == "read + validate":
-        with open_warehouse_from_env() as warehouse:
+        with open_warehouse(load_settings()) as warehouse:
             rows = validate_listings(warehouse.read_listings()).rows_in
     else:
         raise ValueError(phase)

@@ -26,18 +26,29 @@ class _Failure(click.ClickException):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
-    """Price Alchemy: price suggestions for second-hand listings, on Dagster assets."""
+@click.pass_context
+def main(context: click.Context) -> None:
+    """Price Alchemy: price suggestions for second-hand listings, on Dagster assets.
+
+    Settings come from PRICE_ALCHEMY_* environment variables: `price-alchemy settings` lists them."""
     settings.dagster_home()
+    try:
+        context.obj = settings.settings_at_start()
+    except settings.SettingsError as error:
+        raise _Failure(f"settings: {error}") from None
+
+
+def _settings() -> settings.Settings:
+    return click.get_current_context().find_root().obj
 
 
 @contextmanager
 def _warehouse():
-    from price_alchemy_assets.defs.resources import open_warehouse_from_env
+    from price_alchemy_assets.defs.resources import open_warehouse
 
     opened = False
     try:
-        with open_warehouse_from_env() as warehouse:
+        with open_warehouse(_settings()) as warehouse:
             opened = True
             yield warehouse
     except WarehouseBusy as busy:
@@ -74,7 +85,7 @@ def _warehouse():
 )
 def synth(rows, seed, start, days, drift, strength, first_id, output) -> None:
     """Write a synthetic marketplace in Kaggle's train.tsv format (plus created_at)."""
-    output = output or settings.data_dir() / "synthetic" / f"listings-seed{seed}{'-' + drift if drift else ''}.tsv"
+    output = output or _settings().data_dir / "synthetic" / f"listings-seed{seed}{'-' + drift if drift else ''}.tsv"
     start = start.replace(tzinfo=UTC) if start else None
     with tqdm(total=rows, unit="rows", desc="synth", disable=None) as bar:
         path = write_synthetic_listings(
@@ -270,14 +281,14 @@ def predict(input_path, output, chunk_rows) -> None:
     Rows that cannot be scored go to OUTPUT's .rejected.csv with the line and the reason."""
     from price_alchemy_assets.model.bundle import limit_blas_threads
     from price_alchemy_assets.model.scoring import score_file
-    from price_alchemy_assets.model.store import ChampionUnreadable, model_store_from_env
+    from price_alchemy_assets.model.store import ChampionUnreadable
 
     limit_blas_threads()
     # SIGTERM as an exception, as Ctrl-C is: score_file's cleanup then removes its .partial files
     signal.signal(signal.SIGTERM, _exit_on_signal)
     if not output.parent.is_dir():
         raise _Failure(f"--output {output}: the folder {output.parent} does not exist")
-    store = model_store_from_env()
+    store = _settings().open_model_store()
     try:
         champion = store.load_champion()
     except ChampionUnreadable as error:
@@ -308,9 +319,7 @@ def _exit_on_signal(signum: int, frame) -> None:
 
 
 def _where_to_look() -> str:
-    from price_alchemy_assets.defs.resources import model_resources_from_env
-
-    tracking = model_resources_from_env()["mlflow"].tracking_uri
+    tracking = _settings().mlflow.tracking_uri
     return (
         f"\nDagster home: {os.environ['DAGSTER_HOME']}\n"
         "Assets, lineage, checks and the eval report in the Dagster UI:\n"
@@ -327,7 +336,7 @@ def _where_to_look() -> str:
 def demo(rows, seed, run_config) -> None:
     """Synthesize a marketplace, ingest it and train to a champion: the README's first command."""
     config = _read_run_config(run_config)
-    path = settings.data_dir() / "synthetic" / f"demo-seed{seed}-{rows}.tsv"
+    path = _settings().data_dir / "synthetic" / f"demo-seed{seed}-{rows}.tsv"
     click.get_current_context().invoke(synth, rows=rows, seed=seed, output=path, days=30.0, strength=1.0)
     click.get_current_context().invoke(ingest, paths=(path,), chunk_rows=DEFAULT_CHUNK_ROWS)
     ok = _run_main_job(run_config=config)
@@ -372,21 +381,32 @@ def serve(host, port) -> None:
     """Serve the champion over HTTP: the API, the seller page at / and the OpenAPI schema at /schema."""
     import uvicorn
 
-    from price_alchemy_assets.service.app import ServiceSettings
+    from price_alchemy_assets.service.app import asgi_app
     from price_alchemy_assets.service.slow_clients import with_head_deadline
 
-    client_timeout = ServiceSettings.from_env().client_timeout_seconds
+    configured = _settings()
     click.echo(f"Price Alchemy service on http://{host}:{port} (seller page at /, OpenAPI at /schema)")
     uvicorn.run(
-        "price_alchemy_assets.service.app:asgi_app",
-        factory=True,
+        asgi_app(configured),
         host=host,
         port=port,
-        http=with_head_deadline(client_timeout),
+        http=with_head_deadline(configured.service.client_timeout_seconds),
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=20,
     )
+
+
+@main.command(name="settings")
+@click.option("--table", is_flag=True, help="print the README's configuration table (Markdown) instead")
+def show_settings(table) -> None:
+    """Every PRICE_ALCHEMY_* setting and the value it has now (secrets hidden)."""
+    if table:
+        click.echo(settings.configuration_table())
+        return
+    current = _settings()
+    for variable, value in settings.current_values(current):
+        click.echo(f"{variable}={value}{'' if variable in current.from_environment else '  (default)'}")
 
 
 if __name__ == "__main__":

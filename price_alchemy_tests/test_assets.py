@@ -17,10 +17,11 @@ from price_alchemy_assets.defs.listings import (
     validated_and_rejected_listings,
     validated_listings_checks,
 )
-from price_alchemy_assets.defs.resources import open_warehouse_from_env, resources_under, warehouse_from_env
+from price_alchemy_assets.defs.resources import open_warehouse, resources_under, warehouse_resource
 from price_alchemy_assets.listings.columns import PANDAS_DTYPES, WAREHOUSE_COLUMNS
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
 from price_alchemy_assets.listings.validation import REJECTION_COLUMN, ValidationRules, validate_listings
+from price_alchemy_assets.settings import load_settings
 from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
 from .conftest import run_cli
@@ -131,9 +132,9 @@ def test_category_coverage_compares_with_previous_materialization(resources, tmp
 
 @pytest.mark.bigquery
 def test_materialize_on_bigquery_warehouse(bigquery_env, resources, genuine_train):
-    with open_warehouse_from_env() as warehouse:
+    with open_warehouse(load_settings()) as warehouse:
         ingest_listings_file(genuine_train, warehouse)
-    bigquery_resources = {**resources, "warehouse": warehouse_from_env()}
+    bigquery_resources = {**resources, "warehouse": warehouse_resource(load_settings())}
     with dg.instance_for_test() as instance:
         result = materialize(bigquery_resources, instance)
     assert result.success
@@ -237,7 +238,7 @@ def test_new_rows_in_the_warehouse_make_the_listing_assets_stale(price_alchemy_h
     from dagster._utils.test.data_versions import get_stale_status_resolver
 
     from price_alchemy_assets.defs.listings import LISTINGS_TABLE, listings_table
-    from price_alchemy_assets.defs.resources import resources_from_env
+    from price_alchemy_assets.defs.resources import resources_from_settings
 
     first = write_synthetic_listings(tmp_path / "first.tsv", 300, seed=1, start=START)
     second = write_synthetic_listings(tmp_path / "second.tsv", 200, seed=2, start=START + pd.Timedelta(days=2))
@@ -247,7 +248,9 @@ def test_new_rows_in_the_warehouse_make_the_listing_assets_stale(price_alchemy_h
     with dg.DagsterInstance.get() as instance:
         observed = instance.fetch_observations(dg.AssetKey(LISTINGS_TABLE), limit=1).records[0].asset_observation
         assert observed.tags["dagster/data_version"].startswith("300@") and observed.metadata["rows"].value == 300
-        result = dg.materialize(listing_assets[1:], resources=resources_from_env(), instance=instance)
+        result = dg.materialize(
+            listing_assets[1:], resources=resources_from_settings(load_settings()), instance=instance
+        )
         assert result.success
         status = get_stale_status_resolver(instance, listing_assets)
         assert [status.get_status(key) for key in keys] == [StaleStatus.FRESH] * 3
@@ -266,7 +269,9 @@ def test_new_rows_in_the_warehouse_make_the_listing_assets_stale(price_alchemy_h
         [cause] = status.get_stale_causes(dg.AssetKey("raw_listings"))
         assert cause.key.asset_key == dg.AssetKey("raw_listings") and cause.category.name == "DATA"
         assert cause.dependency.asset_key == dg.AssetKey(LISTINGS_TABLE)
-        assert dg.materialize([raw_listings], resources=resources_from_env(), instance=instance).success
+        assert dg.materialize(
+            [raw_listings], resources=resources_from_settings(load_settings()), instance=instance
+        ).success
         status = get_stale_status_resolver(instance, listing_assets)
         assert [status.get_status(key) for key in keys] == [StaleStatus.FRESH, StaleStatus.STALE, StaleStatus.STALE]
         [cause] = status.get_stale_causes(dg.AssetKey("validated_listings"))
@@ -274,7 +279,7 @@ def test_new_rows_in_the_warehouse_make_the_listing_assets_stale(price_alchemy_h
         # the hourly observation job records the same version the ingest command reported
         observed = instance.fetch_observations(dg.AssetKey(LISTINGS_TABLE), limit=1).records[0].asset_observation
         job = dg.Definitions(
-            assets=listing_assets, jobs=[observe_listings_job], resources=resources_from_env()
+            assets=listing_assets, jobs=[observe_listings_job], resources=resources_from_settings(load_settings())
         ).resolve_job_def(observe_listings_job.name)
         assert job.execute_in_process(instance=instance).success
         again = instance.fetch_observations(dg.AssetKey(LISTINGS_TABLE), limit=1).records[0].asset_observation

@@ -22,6 +22,7 @@ import yaml
 
 from price_alchemy_assets.defs.jobs import STEP_PODS, TRAINING_TAG
 from price_alchemy_assets.devtools.local_servers import free_port
+from price_alchemy_assets.settings import configuration_rows
 
 from .conftest import REPO
 from .serving import default_sigint, group_gone
@@ -174,11 +175,11 @@ def test_compose_services_reference_what_exists():
         assert set(depends) <= set(spec["services"])
 
 
-def names_the_code_reads() -> tuple[set[str], set[str]]:
-    """Whole string literals in the package's code (docstrings and comments are not reads), the
-    constant heads of f-strings that build a name (PRICE_ALCHEMY_DRIFT_{field}), and the `env:`
-    entries of Dagster's instance and workspace files."""
-    literals, heads = set(), set()
+def names_the_code_reads() -> set[str]:
+    """Every PRICE_ALCHEMY_* setting (settings.py), the DAGSTER_* names the package's code holds
+    as whole string literals (docstrings and comments are not reads), and the `env:` entries of
+    Dagster's instance and workspace files."""
+    names = {variable for variable, _, _ in configuration_rows()}
     for path in (REPO / "price_alchemy_assets").rglob("*.py"):
         tree = ast.parse(path.read_text())
         docstrings = {
@@ -189,34 +190,33 @@ def names_the_code_reads() -> tuple[set[str], set[str]]:
             and isinstance(node.body[0], ast.Expr)
             and isinstance(node.body[0].value, ast.Constant)
         }
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
-                literals.add(node.value)
-            if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
-                heads.add(node.values[0].value)
+        names |= {
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value.startswith("DAGSTER_")
+            and id(node) not in docstrings
+        }
     for pattern in ("*.yaml", "deploy/dagster/*.yaml"):
         for path in REPO.glob(pattern):
-            literals |= set(re.findall(r"^\s*env: (\w+)\s*$", path.read_text(), re.M))
-    return literals, {head for head in heads if re.fullmatch(r"[A-Z][A-Z_]+_", head)}
+            names |= set(re.findall(r"^\s*env: (\w+)\s*$", path.read_text(), re.M))
+    return names
 
 
 def test_every_setting_the_deploy_files_give_is_one_the_code_reads():
     """A misspelt variable in a compose service's environment or the ConfigMap would be silently ignored."""
-    literals, heads = names_the_code_reads()
+    read = names_the_code_reads()
     environments = [service.get("environment") or {} for service in compose()["services"].values()]
     given = {key for environment in environments for key in environment if key.startswith(("PRICE_ALCHEMY", "DAGSTER"))}
     given |= {k for doc in k8s_documents() if doc["kind"] == "ConfigMap" for k in doc["data"]}
     assert len(given) > 20
 
-    def read(variable: str) -> bool:
-        return variable in literals or any(variable.startswith(head) for head in heads)
-
     for variable in sorted(given):
-        assert read(variable), f"{variable} is set by the deploy files but read nowhere"
-    # the check can fail: a name only a docstring or a comment mentions, or a misspelling, is no read
-    assert "PRICE_ALCHEMY_DRIFT_" in heads and read("PRICE_ALCHEMY_DRIFT_PSI")
-    assert not read("PRICE_ALCHEMY_RELOAD_SECOND") and not read("PRICE_ALCHEMY_SMTP_PASSWORDS")
-    assert not read("PRICE_ALCHEMY_CLIENT_TIMEOUT")  # a prefix of a real setting
+        assert variable in read, f"{variable} is set by the deploy files but read nowhere"
+    # the check can fail: a misspelling, or a prefix of a real setting, is no read
+    assert "PRICE_ALCHEMY_DRIFT_PSI" in read and "DAGSTER_HOME" in read
+    assert not {"PRICE_ALCHEMY_RELOAD_SECOND", "PRICE_ALCHEMY_SMTP_PASSWORDS", "PRICE_ALCHEMY_CLIENT_TIMEOUT"} & read
 
 
 def test_kubernetes_manifests_round_trip_through_the_api_models():

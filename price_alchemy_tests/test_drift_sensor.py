@@ -136,7 +136,8 @@ def test_drifted_live_traffic_triggers_retraining_once_per_champion(platform):
             with service.client() as client:
                 wait_for(lambda: client.get("/health").json()["prediction_log"]["written"] >= rows, what="the log")
 
-        with running_service(tmp_path / "store", tmp_path, extra_env={"PRICE_ALCHEMY_MAX_BATCH": "1000"}) as service:
+        store, more_listings = tmp_path / "model_store", {"PRICE_ALCHEMY_MAX_BATCH": "1000"}
+        with running_service(store, tmp_path, extra_env=more_listings) as service:
             sellers_ask(800, seed=21)
             logged(800)
             quiet = tick(instance, resources)

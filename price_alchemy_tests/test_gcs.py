@@ -11,12 +11,13 @@ import pytest
 from google.cloud import storage
 
 from price_alchemy_assets.defs.drift import listings_and_traffic_drift_sensor
-from price_alchemy_assets.defs.resources import open_warehouse_from_env, resources_from_env
+from price_alchemy_assets.defs.resources import open_warehouse, resources_from_settings
 from price_alchemy_assets.devtools.local_servers import running_service
 from price_alchemy_assets.gcs import GcsUrl, upload_folder
 from price_alchemy_assets.listings.synthetic import synthetic_market as market
 from price_alchemy_assets.listings.synthetic import write_synthetic_listings
-from price_alchemy_assets.model.store import GcsModelStore, model_store_from_env, open_model_store
+from price_alchemy_assets.model.store import GcsModelStore, open_model_store
+from price_alchemy_assets.settings import load_settings
 from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 from price_alchemy_tests.conftest import run_cli
 from price_alchemy_tests.platform_run import run_all
@@ -94,10 +95,10 @@ def test_platform_on_gcs(gcs_bucket, price_alchemy_home, tmp_path, monkeypatch):
     monkeypatch.setenv("PRICE_ALCHEMY_MODEL_STORE", f"gs://{gcs_bucket}/platform/model_store")
     start = datetime.now(UTC) - timedelta(days=5)
     listings = write_synthetic_listings(tmp_path / "listings.tsv", 3_000, seed=4, start=start, days=5)
-    with open_warehouse_from_env() as warehouse:
+    with open_warehouse(load_settings()) as warehouse:
         ingest_listings_file(listings, warehouse)
 
-    resources = resources_from_env()
+    resources = resources_from_settings(load_settings())
     with dg.instance_for_test() as instance:
         result = run_all(resources, instance)
         assert result.success
@@ -105,7 +106,7 @@ def test_platform_on_gcs(gcs_bucket, price_alchemy_home, tmp_path, monkeypatch):
             tick = listings_and_traffic_drift_sensor(context)
 
     stored = objects(gcs_bucket, "platform/")
-    champion = model_store_from_env().champion()
+    champion = load_settings().open_model_store().champion()
     assert champion is not None and champion.model_path.startswith(f"gs://{gcs_bucket}/platform/model_store/models/")
     for expected in (
         "platform/assets/validated_listings",

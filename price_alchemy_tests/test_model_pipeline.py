@@ -67,7 +67,7 @@ def gate(tmp_path: Path, store: FolderModelStore, candidate: float, rules: float
 
 
 def test_the_gate_needs_the_margin_and_every_blocking_check(tmp_path):
-    store = FolderModelStore(tmp_path / "store")
+    store = FolderModelStore(tmp_path / "model_store")
     record = train_champion(store, "v1", seed=5)
     # beats the champion's 0.50 by 0.02: not by a margin of 0.03, nor of exactly 0.02
     for margin in (0.03, 0.02):
@@ -85,7 +85,7 @@ def test_the_gate_needs_the_margin_and_every_blocking_check(tmp_path):
 
 def test_train_evaluate_promote_then_keep(platform):
     resources, tmp_path = platform
-    store = FolderModelStore(tmp_path / "store")
+    store = FolderModelStore(tmp_path / "model_store")
     with dg.instance_for_test() as instance:
         first = run_all(resources, instance)
         assert first.success
@@ -115,7 +115,7 @@ def test_train_evaluate_promote_then_keep(platform):
         for row in table.records:
             assert f"| {row.data['category']} " in report["report"]
             assert all(value == significant(value) for value in row.data.values() if isinstance(value, float))
-        pointer = json.loads((tmp_path / "store" / "champion.json").read_text())
+        pointer = json.loads((tmp_path / "model_store" / "champion.json").read_text())
         assert pointer["version"] == record.version and pointer["mlflow_run_id"]
 
         second = run_all(resources, instance)  # same data, same seed: same model, not better

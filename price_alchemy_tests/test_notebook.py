@@ -20,10 +20,11 @@ import pandas as pd
 import pytest
 
 from price_alchemy_assets.defs.drift import DRIFT_REPORT, listings_and_traffic_drift_sensor
-from price_alchemy_assets.defs.resources import resources_from_env
+from price_alchemy_assets.defs.resources import resources_from_settings
 from price_alchemy_assets.devtools.local_servers import free_port
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
 from price_alchemy_assets.monitoring.drift_watch import NEW_LISTINGS
+from price_alchemy_assets.settings import load_settings
 
 from .conftest import REPO, run_cli
 from .serving import group_gone, wait_for
@@ -57,7 +58,7 @@ def trained_home(price_alchemy_home, tmp_path, tiny_run_config):
     )
     assert run_cli("ingest", str(later)).returncode == 0
     with dg.DagsterInstance.get() as instance:
-        with dg.build_sensor_context(instance=instance, resources=resources_from_env()) as context:
+        with dg.build_sensor_context(instance=instance, resources=resources_from_settings(load_settings())) as context:
             result = listings_and_traffic_drift_sensor(context)
         for event in result.asset_events:  # stored as the daemon stores a tick's events
             instance.report_runless_asset_event(event)
@@ -98,7 +99,7 @@ def test_the_notebook_shows_the_assets_values(trained_home):
 
     # the code location as the kernel built it: resources from this test's environment (an import
     # earlier in the session read another DAGSTER_HOME)
-    defs = dg.Definitions(assets=list(imported.assets), resources=resources_from_env())
+    defs = dg.Definitions(assets=list(imported.assets), resources=resources_from_settings(load_settings()))
 
     with dg.DagsterInstance.get() as instance:
         assert f"Dagster home: {trained_home}" in _text(_outputs(executed, "setup"))

@@ -20,9 +20,10 @@ import pytest
 from price_alchemy_assets.definitions import MAIN_JOB, defs
 from price_alchemy_assets.defs.jobs import TRAINING_TAG
 from price_alchemy_assets.defs.listings import raw_listings, validated_and_rejected_listings, validated_listings_checks
-from price_alchemy_assets.defs.resources import open_warehouse_from_env, resources_from_env, resources_under
+from price_alchemy_assets.defs.resources import open_warehouse, resources_from_settings, resources_under
 from price_alchemy_assets.devtools.local_servers import free_port
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
+from price_alchemy_assets.settings import load_settings
 from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
 from .conftest import REPO
@@ -132,18 +133,18 @@ def test_drift_sensor_cursor_in_postgres_survives_a_daemon_restart(postgres_data
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     now = datetime.now(UTC)
-    with open_warehouse_from_env() as warehouse:
+    with open_warehouse(load_settings()) as warehouse:
         ingest_listings_file(
             write_synthetic_listings(tmp_path / "market.tsv", 3_000, seed=4, start=now - timedelta(days=5), days=4),
             warehouse,
         )
     with dg.DagsterInstance.get() as instance:
         trained = defs.resolve_job_def(MAIN_JOB).execute_in_process(
-            instance=instance, run_config=RUN_CONFIG, resources=resources_from_env()
+            instance=instance, run_config=RUN_CONFIG, resources=resources_from_settings(load_settings())
         )
     assert trained.success
     assert query(db, f"SELECT status FROM runs WHERE run_id = '{trained.run_id}'") == [("SUCCESS",)]
-    with open_warehouse_from_env() as warehouse:
+    with open_warehouse(load_settings()) as warehouse:
         ingest_listings_file(
             write_synthetic_listings(
                 tmp_path / "drifted.tsv",
@@ -216,11 +217,11 @@ def test_mlflow_server_on_postgres_tracks_and_registers_the_champion(postgres_da
         monkeypatch.setenv("PRICE_ALCHEMY_DATA_DIR", str(tmp_path / "data"))
         monkeypatch.setenv("PRICE_ALCHEMY_MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
         monkeypatch.delenv("PRICE_ALCHEMY_MLFLOW_ARTIFACTS", raising=False)
-        with open_warehouse_from_env() as warehouse:
+        with open_warehouse(load_settings()) as warehouse:
             ingest_listings_file(write_synthetic_listings(tmp_path / "market.tsv", 3_000, seed=4), warehouse)
         with dg.instance_for_test() as instance:
             trained = defs.resolve_job_def(MAIN_JOB).execute_in_process(
-                instance=instance, run_config=RUN_CONFIG, resources=resources_from_env()
+                instance=instance, run_config=RUN_CONFIG, resources=resources_from_settings(load_settings())
             )
         assert trained.success
     finally:

@@ -3,17 +3,16 @@
 import dataclasses
 
 import dagster as dg
-import pytest
 
 from price_alchemy_assets.defs.features_and_model import FeaturesConfig, TuningConfig
 from price_alchemy_assets.defs.listings import ValidationConfig
-from price_alchemy_assets.defs.resources import DriftMonitorResource, drift_monitor_from_env
+from price_alchemy_assets.defs.resources import DriftMonitorResource
 from price_alchemy_assets.defs.run_config import dataclass_from_config
 from price_alchemy_assets.listings.validation import ValidationRules
 from price_alchemy_assets.model.bundle import TrainingConfig
 from price_alchemy_assets.model.features import FeaturizerConfig
 from price_alchemy_assets.model.mlp import MLPConfig
-from price_alchemy_assets.monitoring.drift import DriftThresholds
+from price_alchemy_assets.monitoring.drift_thresholds import DriftThresholds
 
 
 def names(dataclass_type) -> set[str]:
@@ -54,13 +53,3 @@ def test_a_launchpad_config_reaches_the_asset_as_the_dataclass():
         blend=dataclasses.replace(expected.blend, mlp=dataclasses.replace(expected.blend.mlp, networks=1)),
     )
     assert seen["training"] == expected
-
-
-def test_drift_settings_from_the_environment_name_a_bad_value(monkeypatch):
-    monkeypatch.setenv("PRICE_ALCHEMY_DRIFT_MIN_SHARE", "0.05")
-    monkeypatch.setenv("PRICE_ALCHEMY_DRIFT_RETRAIN_IN_PROCESS", "yes")
-    monitor = drift_monitor_from_env()
-    assert monitor.watch_settings().thresholds.min_share == 0.05 and monitor.retrain_in_process is True
-    monkeypatch.setenv("PRICE_ALCHEMY_DRIFT_PSI", "abc")
-    with pytest.raises(ValueError, match=r"^PRICE_ALCHEMY_DRIFT_PSI='abc': expected float$"):
-        drift_monitor_from_env()

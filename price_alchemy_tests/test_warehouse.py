@@ -10,12 +10,13 @@ import pytest
 from price_alchemy_assets.defs.resources import (
     BigQueryWarehouseResource,
     DuckDBWarehouseResource,
-    warehouse_from_env,
+    warehouse_resource,
 )
 from price_alchemy_assets.listings.columns import LISTING_FIELDS
 from price_alchemy_assets.listings.files import ListingsFile, ListingsFileError, read_listings_frame
 from price_alchemy_assets.listings.profile import ListingsProfile, warehouse_profile
 from price_alchemy_assets.listings.synthetic import DriftKind, write_synthetic_listings
+from price_alchemy_assets.settings import load_settings
 from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
@@ -26,11 +27,11 @@ def warehouse(request, tmp_path, monkeypatch):
     if request.param == "duckdb":
         monkeypatch.setenv("PRICE_ALCHEMY_WAREHOUSE", "duckdb")
         monkeypatch.setenv("PRICE_ALCHEMY_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
-        resource = warehouse_from_env()
+        resource = warehouse_resource(load_settings())
         assert isinstance(resource, DuckDBWarehouseResource)
     else:
         request.getfixturevalue("bigquery_env")
-        resource = warehouse_from_env()
+        resource = warehouse_resource(load_settings())
         assert isinstance(resource, BigQueryWarehouseResource)
     with resource.process_config_and_initialize_cm() as initialized:
         yield initialized.open()

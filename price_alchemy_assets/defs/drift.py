@@ -5,7 +5,6 @@ run of the main job.
 """
 
 import json
-import os
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -18,6 +17,7 @@ from price_alchemy_assets.defs.resources import (
     WarehouseResource,
 )
 from price_alchemy_assets.monitoring.drift_watch import TRIGGER_NAMES, SourceReport, watch_drift
+from price_alchemy_assets.settings import settings_at_start
 
 DRIFT_REPORT = dg.AssetKey("drift_report")
 drift_report = dg.AssetSpec(
@@ -52,7 +52,7 @@ def _report_event(source: str, champion_version: str, seen: SourceReport) -> dg.
 
 @dg.sensor(
     job=main_job,
-    minimum_interval_seconds=int(os.environ.get("PRICE_ALCHEMY_DRIFT_SENSOR_SECONDS") or 60),
+    minimum_interval_seconds=settings_at_start().drift.sensor_seconds,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Retrains when new listings or live traffic drift from the champion's training profile.",
 )

@@ -5,7 +5,6 @@ Where it runs is chosen by environment: by default the steps run as processes be
 Kubernetes pod of its own, sized from the 1.5 M-listing scale benchmark (docs/benchmarks/scale.md).
 """
 
-import os
 import warnings
 
 import dagster as dg
@@ -14,6 +13,8 @@ from dagster_k8s import k8s_job_executor
 with warnings.catch_warnings():  # beta in dagster-mlflow 0.29; nothing a user can act on
     warnings.simplefilter("ignore", dg.BetaWarning)
     from dagster_mlflow import end_mlflow_on_run_finished
+
+from price_alchemy_assets.settings import settings_at_start
 
 MAIN_JOB = "price_alchemy_main"
 TRAINING_TAG = "price_alchemy/training"
@@ -42,13 +43,10 @@ STEP_PODS = {
 }
 
 
-def executor_from_env() -> dg.ExecutorDefinition | None:
-    """k8s_job_executor with STEP_PODS when PRICE_ALCHEMY_EXECUTOR=k8s; else Dagster's default."""
-    chosen = os.environ.get("PRICE_ALCHEMY_EXECUTOR", "default").strip().lower()
+def executor(chosen: str) -> dg.ExecutorDefinition | None:
+    """k8s_job_executor with STEP_PODS for `k8s` (PRICE_ALCHEMY_EXECUTOR); else Dagster's default."""
     if chosen == "k8s":
         return k8s_job_executor.configured({"per_step_k8s_config": STEP_PODS, "max_concurrent": 2})
-    if chosen != "default":
-        raise ValueError(f"PRICE_ALCHEMY_EXECUTOR={chosen!r}: expected 'default' or 'k8s'")
     return None
 
 
@@ -57,7 +55,7 @@ main_job = dg.define_asset_job(
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets("drift_report"),
     description="Everything from the warehouse to the latest evaluated model.",
     tags={TRAINING_TAG: "main"},
-    executor_def=executor_from_env(),
+    executor_def=executor(settings_at_start().runs.executor),
     # after the last step (or a failed one), any MLflow run still open in the step's process ends
     hooks={end_mlflow_on_run_finished},
 )

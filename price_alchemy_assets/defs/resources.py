@@ -7,37 +7,35 @@ the IO managers write to that bucket, and PRICE_ALCHEMY_MODEL_STORE=gs://… put
 """
 
 import os
-import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 from dagster_gcp import BigQueryResource, GCSPickleIOManager
 from google.cloud import bigquery
-from pydantic import Field
+from pydantic import Field, create_model
 
-from price_alchemy_assets import settings
 from price_alchemy_assets.defs.io_managers import GcpGCSResource, TrainingDataIOManager
-from price_alchemy_assets.defs.run_config import config_class, dataclass_from_config
 from price_alchemy_assets.model.store import ModelStore, open_model_store
 from price_alchemy_assets.model.tracking import ExperimentTracker, end_open_runs
 from price_alchemy_assets.monitoring.alerts import AlertChannel, LogChannel, SmtpChannel, WebhookChannel
-from price_alchemy_assets.monitoring.drift import DriftThresholds
-from price_alchemy_assets.monitoring.drift_watch import DriftWatchSettings
+from price_alchemy_assets.monitoring.drift_thresholds import DriftWatchSettings
 from price_alchemy_assets.monitoring.traffic import PredictionLogReader
 from price_alchemy_assets.settings import (
-    GCP_CREDENTIALS_ENV,
-    GCP_PROJECT_ENV,
-    GCS_BUCKET_ENV,
-    GCS_PREFIX_ENV,
-    MODEL_STORE_ENV,
+    AlertSettings,
+    DriftSettings,
+    GcpSettings,
+    ModelStoreSettings,
+    ServiceSettings,
+    Settings,
+    WarehouseSettings,
+    settings_at_start,
 )
 from price_alchemy_assets.warehouse import Warehouse
 from price_alchemy_assets.warehouse.bigquery_backend import BigQueryWarehouse
-from price_alchemy_assets.warehouse.duckdb_backend import DEFAULT_MEMORY_LIMIT, DuckDBWarehouse
+from price_alchemy_assets.warehouse.duckdb_backend import DuckDBWarehouse
 
 
 class EndpointBigQueryResource(BigQueryResource):
@@ -80,10 +78,18 @@ class WarehouseResource(dg.ConfigurableResource):
         raise NotImplementedError
 
 
+_WAREHOUSE_DEFAULTS = WarehouseSettings.model_fields
+
+
 class DuckDBWarehouseResource(WarehouseResource):
     path: str = Field(description="DuckDB database file holding the listings table")
-    memory_limit: str = Field(default=DEFAULT_MEMORY_LIMIT, description="DuckDB buffer pool cap, e.g. 512MB")
-    lock_wait_seconds: float = Field(default=20.0, description="wait this long for another process to release the file")
+    memory_limit: str = Field(
+        default=_WAREHOUSE_DEFAULTS["duckdb_memory_limit"].default, description="DuckDB buffer pool cap, e.g. 512MB"
+    )
+    lock_wait_seconds: float = Field(
+        default=_WAREHOUSE_DEFAULTS["duckdb_lock_wait_seconds"].default,
+        description="wait this long for another process to release the file",
+    )
 
     def open(self) -> Warehouse:
         return DuckDBWarehouse(self.path, self.memory_limit, self.lock_wait_seconds)
@@ -105,20 +111,7 @@ class BigQueryWarehouseResource(WarehouseResource):
 
 
 class DriftMonitor(dg.ConfigurableResource):
-    """Drift pacing; DriftMonitorResource adds every field of monitoring.drift.DriftThresholds."""
-
-    cooldown_minutes: float = Field(
-        default=DriftWatchSettings.cooldown / timedelta(minutes=1),
-        description="least time between two drift-triggered runs",
-    )
-    labelled_sample: int = Field(
-        default=DriftWatchSettings.labelled_sample, description="new labelled listings scored per tick, at most"
-    )
-    retrain_max_evals: int | None = Field(default=None, description="tuning trials of a drift-triggered run")
-    retrain_timeout_seconds: float | None = Field(default=None, description="tuning budget of a drift-triggered run")
-    retrain_in_process: bool = Field(
-        default=False, description="run a drift-triggered run's steps in one process (small machines, demos)"
-    )
+    """Turns DriftMonitorResource's fields (those of settings.DriftSettings) into the drift watch's settings."""
 
     def retrain_run_config(self) -> dict:
         """The run config a drift-triggered run gets: the job's defaults unless a budget is set."""
@@ -133,17 +126,20 @@ class DriftMonitor(dg.ConfigurableResource):
         return config
 
     def watch_settings(self) -> DriftWatchSettings:
-        return DriftWatchSettings(
-            dataclass_from_config(DriftThresholds, self), self.labelled_sample, timedelta(minutes=self.cooldown_minutes)
-        )
+        return DriftSettings.model_construct(**self.model_dump()).watch_settings()
 
 
-DriftMonitorResource = config_class(
+DriftMonitorResource = create_model(
     "DriftMonitorResource",
-    DriftThresholds,
-    base=DriftMonitor,
-    doc="Drift thresholds (monitoring.drift.DriftThresholds) and pacing; PRICE_ALCHEMY_DRIFT_<FIELD> sets a field.",
+    __base__=DriftMonitor,
+    __module__=__name__,
+    **{
+        name: (info.annotation, Field(default=info.default, description=info.description))
+        for name, info in DriftSettings.model_fields.items()
+        if name != "sensor_seconds"  # the sensor's own interval, fixed when the code location loads
+    },
 )
+DriftMonitorResource.__doc__ = "Drift thresholds and pacing, as settings.DriftSettings has them."
 
 
 class PredictionLogResource(dg.ConfigurableResource):
@@ -155,21 +151,18 @@ class PredictionLogResource(dg.ConfigurableResource):
         return PredictionLogReader(self.url)
 
 
-def prediction_log_from_env() -> PredictionLogResource:
-    """PRICE_ALCHEMY_PREDICTION_LOG (a secret where it holds a password), else the local SQLite file."""
-    if os.environ.get(settings.PREDICTION_LOG_ENV):
-        return PredictionLogResource(url=dg.EnvVar(settings.PREDICTION_LOG_ENV))
-    return PredictionLogResource(url=settings.default_prediction_log_url())
+_ALERT_DEFAULTS = AlertSettings.model_fields
 
 
 class AlertingResource(dg.ConfigurableResource):
-    """Where alerts go: the log always, a Slack-compatible webhook and e-mail when configured."""
+    """Where alerts go: the log always, a Slack-compatible webhook and e-mail when configured
+    (settings.AlertSettings says what each field means and its default)."""
 
-    dagster_url: str = Field(default="http://127.0.0.1:3000", description="base URL of the Dagster UI, for run links")
-    webhook_url: str | None = Field(default=None, description="Slack-compatible incoming webhook")
-    smtp_host: str | None = Field(default=None, description="SMTP server; e-mail is off without it")
-    smtp_port: int = 25
-    smtp_sender: str = "price-alchemy@localhost"
+    dagster_url: str = _ALERT_DEFAULTS["dagster_url"].default
+    webhook_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = _ALERT_DEFAULTS["smtp_port"].default
+    smtp_sender: str = _ALERT_DEFAULTS["smtp_sender"].default
     smtp_recipients: list[str] = Field(default_factory=list)
     smtp_username: str | None = None
     smtp_password: str | None = None
@@ -198,117 +191,89 @@ class AlertingResource(dg.ConfigurableResource):
         return f"{self.dagster_url.rstrip('/')}/runs/{run_id}"
 
 
-def _flag(value: str) -> bool:
-    """An on/off environment variable: 1, true or yes (any case) is on."""
-    return value.strip().lower() in {"1", "true", "yes"}
+def prediction_log_resource(settings: Settings) -> PredictionLogResource:
+    """The service's prediction log; a URL from the environment may hold a password, so it goes as dg.EnvVar."""
+    url = _secret(settings, ServiceSettings, "prediction_log", settings.service.prediction_log)
+    return PredictionLogResource(url=url)
 
 
-def alerting_from_env() -> AlertingResource:
-    """PRICE_ALCHEMY_DAGSTER_URL, PRICE_ALCHEMY_ALERT_WEBHOOK (secret), PRICE_ALCHEMY_SMTP_HOST, _PORT,
-    _SENDER, _USERNAME, _PASSWORD (secret), _STARTTLS, and PRICE_ALCHEMY_ALERT_EMAILS (comma-separated)."""
-    env = os.environ.get
-    secret = {
-        name: dg.EnvVar(variable)
-        for name, variable in (
-            ("webhook_url", "PRICE_ALCHEMY_ALERT_WEBHOOK"),
-            ("smtp_password", "PRICE_ALCHEMY_SMTP_PASSWORD"),
-        )
-        if env(variable)
-    }
+def alerting_resource(settings: Settings) -> AlertingResource:
+    alerts = settings.alerts
     return AlertingResource(
-        dagster_url=env("PRICE_ALCHEMY_DAGSTER_URL") or "http://127.0.0.1:3000",
-        smtp_host=env("PRICE_ALCHEMY_SMTP_HOST") or None,
-        smtp_port=int(env("PRICE_ALCHEMY_SMTP_PORT") or 25),
-        smtp_sender=env("PRICE_ALCHEMY_SMTP_SENDER") or "price-alchemy@localhost",
-        smtp_recipients=[a.strip() for a in (env("PRICE_ALCHEMY_ALERT_EMAILS") or "").split(",") if a.strip()],
-        smtp_username=env("PRICE_ALCHEMY_SMTP_USERNAME") or None,
-        smtp_starttls=_flag(env("PRICE_ALCHEMY_SMTP_STARTTLS") or ""),
-        **secret,
+        dagster_url=alerts.dagster_url,
+        webhook_url=_secret(settings, AlertSettings, "alert_webhook"),
+        smtp_host=alerts.smtp_host,
+        smtp_port=alerts.smtp_port,
+        smtp_sender=alerts.smtp_sender,
+        smtp_recipients=alerts.alert_emails,
+        smtp_username=alerts.smtp_username,
+        smtp_password=_secret(settings, AlertSettings, "smtp_password"),
+        smtp_starttls=alerts.smtp_starttls,
     )
 
 
-def drift_monitor_from_env() -> DriftMonitorResource:
-    """PRICE_ALCHEMY_DRIFT_<FIELD> (PSI, MIN_ROWS, COOLDOWN_MINUTES, RETRAIN_MAX_EVALS...) overrides a field."""
-    overrides = {}
-    for field, spec in DriftMonitorResource.model_fields.items():
-        variable = f"PRICE_ALCHEMY_DRIFT_{field.upper()}"
-        if os.environ.get(variable):
-            overrides[field] = _parsed(variable, os.environ[variable], spec.annotation)
-    return DriftMonitorResource(**overrides)
+def drift_monitor_resource(settings: Settings) -> DriftMonitorResource:
+    return DriftMonitorResource(**settings.drift.model_dump(exclude={"sensor_seconds"}))
 
 
-def _parsed(variable: str, text: str, kind) -> int | float | bool:
-    """An environment variable's value as the field's type, or an error naming the variable."""
-    kind = next((arg for arg in typing.get_args(kind) if arg is not type(None)), kind)  # int | None -> int
-    if kind is bool:
-        return _flag(text)
-    try:
-        return kind(text)
-    except ValueError:
-        raise ValueError(f"{variable}={text!r}: expected {kind.__name__}") from None
-
-
-def warehouse_from_env() -> WarehouseResource:
-    backend = os.environ.get(settings.WAREHOUSE_ENV, "duckdb").strip().lower()
-    if backend == "duckdb":
+def warehouse_resource(settings: Settings) -> WarehouseResource:
+    warehouse = settings.warehouse
+    if warehouse.backend == "duckdb":
         return DuckDBWarehouseResource(
-            path=os.environ.get("PRICE_ALCHEMY_DUCKDB_PATH") or str(settings.default_warehouse_path()),
-            memory_limit=os.environ.get("PRICE_ALCHEMY_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT,
-            lock_wait_seconds=float(os.environ.get("PRICE_ALCHEMY_DUCKDB_LOCK_WAIT_SECONDS") or 20),
+            path=str(warehouse.duckdb_path),
+            memory_limit=warehouse.duckdb_memory_limit,
+            lock_wait_seconds=warehouse.duckdb_lock_wait_seconds,
         )
-    if backend == "bigquery":
-        return BigQueryWarehouseResource(
-            bigquery=EndpointBigQueryResource(
-                project=dg.EnvVar("PRICE_ALCHEMY_BQ_PROJECT"),
-                location=os.environ.get("PRICE_ALCHEMY_BQ_LOCATION") or None,
-                gcp_credentials=_env_var_if_set(GCP_CREDENTIALS_ENV),
-                api_endpoint=os.environ.get("PRICE_ALCHEMY_BQ_API_ENDPOINT") or None,
-            ),
-            dataset=dg.EnvVar("PRICE_ALCHEMY_BQ_DATASET"),
-            listings_table=os.environ.get("PRICE_ALCHEMY_BQ_LISTINGS_TABLE", "listings"),
-        )
-    raise ValueError(f"{settings.WAREHOUSE_ENV}={backend!r}: expected 'duckdb' or 'bigquery'")
+    return BigQueryWarehouseResource(
+        bigquery=EndpointBigQueryResource(
+            project=dg.EnvVar(WarehouseSettings.variable("bq_project")),
+            location=warehouse.bq_location,
+            gcp_credentials=_secret(settings, GcpSettings, "gcp_credentials"),
+            api_endpoint=warehouse.bq_api_endpoint,
+        ),
+        dataset=dg.EnvVar(WarehouseSettings.variable("bq_dataset")),
+        listings_table=warehouse.bq_listings_table,
+    )
 
 
-def listings_io_manager() -> dg.ConfigurableIOManager:
+def listings_io_manager(settings: Settings) -> dg.ConfigurableIOManager:
     """Asset tables (raw, validated and rejected listings) in an embedded DuckDB file, or in the GCS
     bucket when PRICE_ALCHEMY_GCS_BUCKET is set (Kubernetes run pods share no disk)."""
-    if os.environ.get(GCS_BUCKET_ENV):
-        return _gcs_pickle_io_manager("assets")
-    return DuckDBPandasIOManager(
-        database=os.environ.get("PRICE_ALCHEMY_ASSETS_DB") or str(settings.default_assets_db_path()),
-        schema="price_alchemy",
-    )
+    if settings.gcp.gcs_bucket:
+        return _gcs_pickle_io_manager(settings, "assets")
+    return DuckDBPandasIOManager(database=str(settings.warehouse.assets_db), schema="price_alchemy")
 
 
-def _env_var_if_set(name: str) -> dg.EnvVar | None:
-    """Optional settings: resolved by Dagster at run time (and shown by name, not value, in the UI)."""
-    return dg.EnvVar(name) if os.environ.get(name) else None
+def _secret(settings: Settings, group: type, field: str, value: str | None = None) -> dg.EnvVar | str | None:
+    """A setting from the environment as dg.EnvVar: resolved by Dagster at run time and shown by name,
+    not value, in the UI. `value` is what an unset setting is (its default)."""
+    return dg.EnvVar(group.variable(field)) if settings.is_set(group, field) else value
 
 
-def _gcs_prefix(kind: str) -> str:
-    return f"{os.environ.get(GCS_PREFIX_ENV, 'price-alchemy').strip('/')}/{kind}"
-
-
-def gcs_from_env() -> GcpGCSResource:
+def gcs_resource(settings: Settings) -> GcpGCSResource:
     """One GCS client configuration for the model store and both GCS IO managers."""
     return GcpGCSResource(
-        project=_env_var_if_set(GCP_PROJECT_ENV), gcp_credentials=_env_var_if_set(GCP_CREDENTIALS_ENV)
+        project=_secret(settings, GcpSettings, "gcp_project"),
+        gcp_credentials=_secret(settings, GcpSettings, "gcp_credentials"),
     )
 
 
-def _gcs_pickle_io_manager(kind: str) -> GCSPickleIOManager:
+def _gcs_pickle_io_manager(settings: Settings, kind: str) -> GCSPickleIOManager:
     return GCSPickleIOManager(
-        gcs=gcs_from_env(),
-        gcs_bucket=dg.EnvVar(GCS_BUCKET_ENV),
-        gcs_prefix=_gcs_prefix(kind),
+        gcs=gcs_resource(settings),
+        gcs_bucket=dg.EnvVar(GcpSettings.variable("gcs_bucket")),
+        gcs_prefix=_gcs_prefix(settings, kind),
     )
+
+
+def _gcs_prefix(settings: Settings, kind: str) -> str:
+    return f"{settings.gcp.gcs_prefix.strip('/')}/{kind}"
 
 
 @contextmanager
-def open_warehouse_from_env() -> Iterator[Warehouse]:
+def open_warehouse(settings: Settings) -> Iterator[Warehouse]:
     """The configured warehouse outside a Dagster run (CLI, tests, scripts), EnvVars resolved."""
-    with warehouse_from_env().process_config_and_initialize_cm() as resource:
+    with warehouse_resource(settings).process_config_and_initialize_cm() as resource:
         yield resource.open()
 
 
@@ -339,71 +304,54 @@ class ModelStoreResource(dg.ConfigurableResource):
         return open_model_store(self.location, self.cache_dir, self.gcs.get_client)
 
 
-def model_resources_from_env() -> dict:
-    """A tracking server (PRICE_ALCHEMY_MLFLOW_TRACKING_URI=http…) keeps artifacts where it is
-    configured to, unless PRICE_ALCHEMY_MLFLOW_ARTIFACTS says otherwise; the local SQLite store
-    keeps them in the data dir. PRICE_ALCHEMY_GCS_BUCKET moves training data and records to GCS."""
-    tracking_uri = os.environ.get("PRICE_ALCHEMY_MLFLOW_TRACKING_URI") or settings.default_mlflow_tracking_uri()
-    server = tracking_uri.startswith(("http://", "https://"))
-    default_artifacts = None if server else str(settings.default_mlflow_artifacts())
-    artifacts = os.environ.get("PRICE_ALCHEMY_MLFLOW_ARTIFACTS") or default_artifacts
+def model_resources(settings: Settings) -> dict:
+    """MLflow, the model store, and where training data and run records live: the data dir, or
+    the GCS bucket with PRICE_ALCHEMY_GCS_BUCKET."""
     resources = {
-        "mlflow": MlflowTrackingResource(tracking_uri=tracking_uri, artifact_root=artifacts),
-        "model_store": _model_store_resource(),
+        "mlflow": MlflowTrackingResource(
+            tracking_uri=settings.mlflow.tracking_uri, artifact_root=settings.mlflow.artifacts
+        ),
+        "model_store": ModelStoreResource(
+            location=_secret(settings, ModelStoreSettings, "location", settings.model_store.location),
+            cache_dir=str(settings.model_store.cache),
+            gcs=gcs_resource(settings),
+        ),
     }
-    if not os.environ.get(GCS_BUCKET_ENV):
-        return resources | _local_model_io_managers(settings.data_dir())
+    if not settings.gcp.gcs_bucket:
+        return resources | {
+            "training_data_io_manager": TrainingDataIOManager(
+                base_dir=str(settings.data_dir / "training_data"), gcs=GcpGCSResource()
+            ),
+            "record_io_manager": dg.FilesystemIOManager(base_dir=str(settings.data_dir / "records")),
+        }
     return resources | {
         "training_data_io_manager": TrainingDataIOManager(
-            gcs_bucket=dg.EnvVar(GCS_BUCKET_ENV), gcs_prefix=_gcs_prefix("training_data"), gcs=gcs_from_env()
+            gcs_bucket=dg.EnvVar(GcpSettings.variable("gcs_bucket")),
+            gcs_prefix=_gcs_prefix(settings, "training_data"),
+            gcs=gcs_resource(settings),
         ),
-        "record_io_manager": _gcs_pickle_io_manager("records"),
+        "record_io_manager": _gcs_pickle_io_manager(settings, "records"),
     }
 
 
-def _model_store_resource() -> ModelStoreResource:
-    """PRICE_ALCHEMY_MODEL_STORE: a folder or gs://bucket/path; else the data dir's folder."""
-    location = _env_var_if_set(MODEL_STORE_ENV) or settings.model_store_location()
-    return ModelStoreResource(location=location, gcs=gcs_from_env())
-
-
-def resources_from_env() -> dict:
-    """Every resource the definitions use, configured by the environment as it is now."""
+def resources_from_settings(settings: Settings) -> dict:
+    """Every resource the definitions use."""
     return {
-        "warehouse": warehouse_from_env(),
-        "io_manager": listings_io_manager(),
-        "drift_monitor": drift_monitor_from_env(),
-        "prediction_log": prediction_log_from_env(),
-        "alerting": alerting_from_env(),
-        **model_resources_from_env(),
+        "warehouse": warehouse_resource(settings),
+        "io_manager": listings_io_manager(settings),
+        "drift_monitor": drift_monitor_resource(settings),
+        "prediction_log": prediction_log_resource(settings),
+        "alerting": alerting_resource(settings),
+        **model_resources(settings),
     }
 
 
 def resources_under(root: Path) -> dict:
-    """Every resource the definitions use, with all state in one folder (tests, benchmarks)."""
-    root = Path(root)
-    return {
-        "warehouse": DuckDBWarehouseResource(path=str(root / "warehouse.duckdb")),
-        "io_manager": DuckDBPandasIOManager(database=str(root / "assets.duckdb"), schema="price_alchemy"),
-        "drift_monitor": DriftMonitorResource(),
-        "prediction_log": PredictionLogResource(url=f"sqlite:///{root / 'predictions.sqlite'}"),
-        "alerting": AlertingResource(),
-        "mlflow": MlflowTrackingResource(
-            tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "mlartifacts")
-        ),
-        "model_store": ModelStoreResource(location=str(root / "store"), gcs=GcpGCSResource()),
-        **_local_model_io_managers(root),
-    }
-
-
-def _local_model_io_managers(data: Path) -> dict:
-    return {
-        "training_data_io_manager": TrainingDataIOManager(base_dir=str(data / "training_data"), gcs=GcpGCSResource()),
-        "record_io_manager": dg.FilesystemIOManager(base_dir=str(data / "records")),
-    }
+    """Every resource with its default, all state in one folder, whatever the environment says (tests, benchmarks)."""
+    return resources_from_settings(Settings.defaults(Path(root)))
 
 
 @dg.definitions
 def resources() -> dg.Definitions:
     """Every resource the code location binds, configured by the environment when it loads."""
-    return dg.Definitions(resources=resources_from_env())
+    return dg.Definitions(resources=resources_from_settings(settings_at_start()))

@@ -3,16 +3,14 @@ one place (the dataclass) and every knob shows in the launchpad: a field per dat
 nested Config per nested dataclass, lists where the dataclass has tuples. `dataclass_from_config`
 builds the dataclass back by keyword."""
 
-import ast
 import dataclasses
-import inspect
-import textwrap
 from collections.abc import Mapping
-from functools import cache
 from typing import Any, get_args, get_origin, get_type_hints
 
 import dagster as dg
 from pydantic import BaseModel, Field, create_model
+
+from price_alchemy_assets.dataclass_docs import attribute_docs
 
 
 def config_class(
@@ -66,25 +64,6 @@ def dataclass_from_config(source: type, config: BaseModel | Mapping[str, Any]):
             value = dict(value)
         chosen[field.name] = value
     return source(**chosen)
-
-
-@cache
-def attribute_docs(source: type) -> dict[str, str]:
-    """The docstrings under a dataclass's fields (the string after `name: type = default`): what
-    the launchpad shows beside each field."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(source)))
-    body = tree.body[0].body
-    docs = {}
-    for field, after in zip(body, body[1:], strict=False):
-        if (
-            isinstance(field, ast.AnnAssign)
-            and isinstance(field.target, ast.Name)
-            and isinstance(after, ast.Expr)
-            and isinstance(after.value, ast.Constant)
-            and isinstance(after.value.value, str)
-        ):
-            docs[field.target.id] = inspect.cleandoc(after.value.value)
-    return docs
 
 
 def _config_type(kind: Any) -> Any:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from price_alchemy_assets import gcs, settings
+from price_alchemy_assets import gcs
 from price_alchemy_assets.listings.profile import ListingsProfile
 from price_alchemy_assets.model.bundle import PriceModel, read_reference
 
@@ -197,19 +197,13 @@ class GcsModelStore(ModelStore):
 def open_model_store(
     location: str | Path, cache_dir: str | Path | None = None, client: Callable[[], object] | None = None
 ) -> ModelStore:
-    """The store at a folder or a gs:// URL; `client` makes the GCS client (default: ADC)."""
+    """The store at a folder or a gs:// URL. A GCS store downloads bundles into `cache_dir`;
+    `client` makes its GCS client (default: Application Default Credentials)."""
     if not gcs.is_gcs(location):
         return FolderModelStore(location)
-    return GcsModelStore(str(location), cache_dir or settings.default_model_cache(), client or gcs.storage_client)
-
-
-def model_store_from_env(location: str | None = None) -> ModelStore:
-    """The configured model store outside a Dagster run (the service, the CLI): `location`, else
-    settings.model_store_location(); a GCS store's client from the GCP settings."""
-    return open_model_store(
-        location or settings.model_store_location(),
-        client=lambda: gcs.storage_client(settings.gcp_project(), settings.gcp_credentials()),
-    )
+    if cache_dir is None:
+        raise ValueError(f"{location}: a GCS model store needs a folder to cache bundles in")
+    return GcsModelStore(str(location), cache_dir, client or gcs.storage_client)
 
 
 def now_iso() -> str:

@@ -14,26 +14,9 @@ import numpy as np
 from scipy.spatial.distance import jensenshannon
 
 from price_alchemy_assets.listings.profile import ListingsProfile
+from price_alchemy_assets.monitoring.drift_thresholds import DriftThresholds
 
 OTHER = "(other)"
-
-
-@dataclass(frozen=True)
-class DriftThresholds:
-    psi: float = 0.2
-    """A feature whose PSI exceeds this has drifted (0.1-0.25 is the usual "moderate" band)."""
-    unseen_share: float = 0.1
-    """Drift when this share of the batch has a category or brand the champion never saw."""
-    min_rows: int = 500
-    """Smaller batches are reported but never trigger: their PSI is mostly noise."""
-    min_share: float = 0.01
-    """Brands and categories below this share of the reference are pooled before PSI."""
-    oov_increase: float = 0.05
-    """Drift when the share of out-of-vocabulary words exceeds the reference share (held-out training data) by this."""
-    rmsle_increase: float = 0.05
-    """Drift when the champion's RMSLE on newly labelled listings exceeds its evaluation RMSLE by this."""
-    min_labelled: int = 200
-    """Labelled listings needed before their error is judged."""
 
 
 @dataclass(frozen=True)

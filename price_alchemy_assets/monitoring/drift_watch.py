@@ -14,7 +14,7 @@ and turns the verdict into drift_report materializations, a run request and its 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,22 +24,14 @@ from price_alchemy_assets.listings.profile import OOV_SAMPLE, ListingsProfile, w
 from price_alchemy_assets.model.bundle import PriceModel
 from price_alchemy_assets.model.metrics import rmsle
 from price_alchemy_assets.model.store import ChampionRecord, ModelStore
-from price_alchemy_assets.monitoring.drift import DriftReport, DriftThresholds, LabelledError, compare
+from price_alchemy_assets.monitoring.drift import DriftReport, LabelledError, compare
+from price_alchemy_assets.monitoring.drift_thresholds import DriftWatchSettings
 from price_alchemy_assets.monitoring.traffic import PredictionLogReader
 from price_alchemy_assets.warehouse import Warehouse, WarehouseBusy
 
 NEW_LISTINGS, LIVE_TRAFFIC = "new listings", "live traffic"
 TRIGGER_NAMES = {NEW_LISTINGS: "listings_drift", LIVE_TRAFFIC: "traffic_drift"}
 """How a retraining run names what triggered it."""
-
-
-@dataclass(frozen=True)
-class DriftWatchSettings:
-    thresholds: DriftThresholds = DriftThresholds()
-    labelled_sample: int = 2_000
-    """New labelled listings scored per evaluation, at most."""
-    cooldown: timedelta = timedelta(minutes=60)
-    """Least time between two drift-triggered retrainings."""
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
     price-alchemy serve --host 127.0.0.1 --port 8000
 
-Settings come from the environment (see ServiceSettings); the model store is the one the
-pipeline promotes into and batch scoring reads, found the same way.
+The CLI reads the settings (settings.ServiceSettings and the model store's) and hands them over;
+the model store is the one the pipeline promotes into and batch scoring reads, opened the same way.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ import asyncio
 import hmac
 import itertools
 import logging
-import os
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,10 +35,9 @@ from litestar.status_codes import HTTP_200_OK
 from litestar.types import Scope
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from price_alchemy_assets import __version__, settings
+from price_alchemy_assets import __version__
 from price_alchemy_assets.model.bundle import limit_blas_threads
 from price_alchemy_assets.model.explain import PriceExplanation, typical_price
-from price_alchemy_assets.model.store import model_store_from_env
 from price_alchemy_assets.service.batching import InferenceBatcher
 from price_alchemy_assets.service.champion import ChampionWatcher, ServedModel
 from price_alchemy_assets.service.explaining import ExplanationWorker
@@ -71,55 +68,24 @@ from price_alchemy_assets.service.schemas import (
     ReloadResult,
     TypicalPriceOut,
 )
+from price_alchemy_assets.settings import Settings
 
 SELLER_PAGE = Path(__file__).with_name("seller_page.html")
 log = logging.getLogger(__name__)
-
-
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name) or default)
-
-
-@dataclass(frozen=True)
-class ServiceSettings:
-    model_store: str
-    prediction_log_url: str
-    admin_token: str | None = None
-    reload_seconds: float = 2.0
-    max_batch: int = 1000
-    client_timeout_seconds: float = 15.0
-    explain_queue: int = 4
-
-    @classmethod
-    def from_env(cls) -> ServiceSettings:
-        """PRICE_ALCHEMY_MODEL_STORE (else the data dir's), PRICE_ALCHEMY_PREDICTION_LOG (an SQLAlchemy
-        URL; else an SQLite file in the data dir), PRICE_ALCHEMY_ADMIN_TOKEN, PRICE_ALCHEMY_RELOAD_SECONDS,
-        PRICE_ALCHEMY_MAX_BATCH, PRICE_ALCHEMY_CLIENT_TIMEOUT_SECONDS (the time a client has to send a
-        request's head, and again its body), PRICE_ALCHEMY_EXPLAIN_QUEUE (explanations waiting or
-        running before the next is a 503)."""
-        return cls(
-            model_store=settings.model_store_location(),
-            prediction_log_url=os.environ.get(settings.PREDICTION_LOG_ENV) or settings.default_prediction_log_url(),
-            admin_token=os.environ.get("PRICE_ALCHEMY_ADMIN_TOKEN") or None,
-            reload_seconds=_env_float("PRICE_ALCHEMY_RELOAD_SECONDS", 2.0),
-            max_batch=int(_env_float("PRICE_ALCHEMY_MAX_BATCH", 1000)),
-            client_timeout_seconds=_env_float("PRICE_ALCHEMY_CLIENT_TIMEOUT_SECONDS", 15.0),
-            explain_queue=int(_env_float("PRICE_ALCHEMY_EXPLAIN_QUEUE", 4)),
-        )
 
 
 class PriceService:
     """What the handlers share: the champion, the inference batcher, the explanation process and
     the prediction log."""
 
-    def __init__(self, config: ServiceSettings) -> None:
-        self.config = config
-        self.explanations = ExplanationWorker(config.explain_queue)
+    def __init__(self, settings: Settings) -> None:
+        self.config = settings.service
+        self.explanations = ExplanationWorker(self.config.explain_queue)
         self.champion = ChampionWatcher(
-            model_store_from_env(config.model_store), config.reload_seconds, on_outcome=self._reloaded
+            settings.open_model_store(), self.config.reload_seconds, on_outcome=self._reloaded
         )
         self.batcher = InferenceBatcher(lambda: self.champion.current)
-        self.prediction_log = PredictionLog(config.prediction_log_url)
+        self.prediction_log = PredictionLog(self.config.prediction_log)
         # request ids: this process's random prefix and a counter (uuid4 per request costs a syscall)
         self.instance_id, self.request_numbers = uuid.uuid4().hex[:12], itertools.count(1)
 
@@ -287,7 +253,7 @@ async def ready(service: PriceService) -> Response[dict]:
     raises=ADMIN_ERRORS,
 )
 async def admin_reload(request: Request, service: PriceService) -> ReloadResult:
-    token = service.config.admin_token
+    token = service.config.token()
     if not token:
         raise PermissionDeniedException(detail="admin reload is off: PRICE_ALCHEMY_ADMIN_TOKEN is not set")
     scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
@@ -317,9 +283,8 @@ def log_server_error(error: Exception, scope: Scope) -> None:
         log.error("%s %s failed", scope["method"], scope["path"], exc_info=error)
 
 
-def create_app(config: ServiceSettings | None = None) -> Litestar:
-    config = config or ServiceSettings.from_env()
-    service = PriceService(config)
+def create_app(settings: Settings) -> Litestar:
+    service = PriceService(settings)
     return Litestar(
         route_handlers=[
             seller_page,
@@ -338,7 +303,7 @@ def create_app(config: ServiceSettings | None = None) -> Litestar:
         on_shutdown=[service.stop],
         openapi_config=OpenAPIConfig(title="Price Alchemy", version=__version__, path="/schema"),
         plugins=[ClosedStructSchemaPlugin()],
-        before_request=strict_json_bodies(config.client_timeout_seconds),
+        before_request=strict_json_bodies(settings.service.client_timeout_seconds),
         after_exception=[log_server_error],
         request_max_body_size=16 * 1024 * 1024,
     )
@@ -367,8 +332,8 @@ def answer_head_as_get(app):
     return middleware
 
 
-def asgi_app():
-    """uvicorn's factory: the app from the environment, wrapped in the request observer."""
+def asgi_app(settings: Settings):
+    """What uvicorn serves: the app wrapped in the request observer."""
     start_ecs_logging()
     limit_blas_threads()
-    return observe_requests(answer_head_as_get(create_app()))
+    return observe_requests(answer_head_as_get(create_app(settings)))
