@@ -23,6 +23,12 @@ TINY = TrainingConfig(
 )
 
 
+def training_listings(seed: int, rows: int = 3_000):
+    """The listings `train_champion` with this seed learns from (train and validation)."""
+    frame = market(rows, seed=seed)
+    return frame[assign_split(frame["listing_id"]).isin([TRAIN, VALIDATION])]
+
+
 def train_champion(
     store: ModelStore, version: str, seed: int, rows: int = 3_000, promote: bool = True
 ) -> ChampionRecord:

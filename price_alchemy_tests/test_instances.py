@@ -27,6 +27,7 @@ def test_definitions_load_and_validate(price_alchemy_home):
     assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == {
         *ASSETS,
         "drift_report",
+        "online_evaluation",
         "listings_table",
     }
     main_job = defs.resolve_job_def(MAIN_JOB)
@@ -55,16 +56,18 @@ def test_dg_lists_every_definition_of_the_defs_folder(tmp_path):
     assert result.returncode == 0, result.stderr
     listed = json.loads(result.stdout)
     assets = {asset["asset_key"]: asset for asset in listed["assets"]}
-    assert set(assets) == {*ASSETS, "drift_report", "listings_table"}
+    assert set(assets) == {*ASSETS, "drift_report", "online_evaluation", "listings_table"}
+    assert assets["online_evaluation"]["group_name"] == assets["drift_report"]["group_name"] == "monitoring"
     assert assets["champion"]["group_name"] == assets["tuned_model"]["group_name"] == "model"
     assert set(assets["eval_report"]["dependency_keys"]) == {"tfidf_features", "tuned_model"}
-    assert {job["name"] for job in listed["jobs"]} == {MAIN_JOB, "observe_listings_table"}
+    assert {job["name"] for job in listed["jobs"]} == {MAIN_JOB, "observe_listings_table", "online_evaluation_job"}
     assert {sensor["name"] for sensor in listed["sensors"]} == {
         "listings_and_traffic_drift_sensor",
         "failure_alert_sensor",
     }
     schedules = {schedule["name"] for schedule in listed["schedules"]}
-    assert schedules == {"hourly_listings_observation", "weekly_retraining"}
+    assert schedules == {"hourly_listings_observation", "weekly_retraining", "daily_online_evaluation"}
     checks = {check["key"] for check in listed["asset_checks"]}
     assert "validated_listings:log_price_outliers" in checks and any(key.startswith("eval_report:") for key in checks)
+    assert "online_evaluation:realized_error_within_margin" in checks
     assert {resource["name"] for resource in listed["resources"]} == set(defs.resources)

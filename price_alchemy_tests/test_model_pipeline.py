@@ -24,6 +24,7 @@ from price_alchemy_assets.defs.features_and_model import CandidateModel
 from price_alchemy_assets.defs.resources import resources_under
 from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.listings.files import ListingsFile
+from price_alchemy_assets.model.bundle import PriceModel
 from price_alchemy_assets.model.evaluation import CANDIDATE, CHAMPION, RULES
 from price_alchemy_assets.model.store import FolderModelStore
 
@@ -117,6 +118,12 @@ def test_train_evaluate_promote_then_keep(platform):
             assert all(value == significant(value) for value in row.data.values() if isinstance(value, float))
         pointer = json.loads((tmp_path / "model_store" / "champion.json").read_text())
         assert pointer["version"] == record.version and pointer["mlflow_run_id"]
+        # the bundle carries the listings it learned from as comparables: each finds itself
+        bundle = PriceModel.load(store.bundle_dir(record.model_path), with_comparables=True)
+        assert len(bundle.comparables) == features["rows/train"] + features["rows/validation"]
+        learned = bundle.comparables.listings.to_pandas()
+        for row in learned[~learned.duplicated(["name", "brand_name"], keep=False)].head(20).to_dict("records"):
+            assert bundle.comparables.find(row)[0].name == row["name"]
 
         second = run_all(resources, instance)  # same data, same seed: same model, not better
         assert second.success

@@ -22,11 +22,12 @@ import pandas as pd
 import pytest
 
 from price_alchemy_assets.devtools.local_servers import ADMIN_TOKEN, running_service, stop_service
+from price_alchemy_assets.model.comparables import MIN_SIMILARITY
 from price_alchemy_assets.model.store import ChampionRecord, FolderModelStore, now_iso
 from price_alchemy_assets.service.champion import ChampionWatcher
 
 from .conftest import require_service
-from .serving import train_champion, wait_for
+from .serving import train_champion, training_listings, wait_for
 
 CHROMIUM = Path(os.environ.get("PRICE_ALCHEMY_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS_ENV = "PRICE_ALCHEMY_TEST_ARTIFACTS"
@@ -104,6 +105,37 @@ def test_suggests_a_price_with_its_range_and_provenance(service, store):
         assert "price_alchemy_suggested_price_usd_bucket" in metrics
         assert 'price_alchemy_requests_total{method="POST",route="/predict",status_code="200"}' in metrics
         assert 'price_alchemy_request_duration_seconds_bucket{le="0.05",method="POST",route="/predict"}' in metrics
+
+
+def test_explain_shows_the_training_listings_most_like_this_one(service):
+    """A listing copied from v1's training data finds itself first; every comparable is a training
+    listing with the price it asked; the position counts the comparables priced below the suggestion."""
+    training = training_listings(seed=21)
+    copied = training[~training.duplicated(["name", "brand_name"], keep=False)].iloc[7]
+    listing = {key: copied[key] for key in ("name", "category_name", "brand_name", "item_description")}
+    listing |= {"item_condition_id": int(copied["item_condition_id"]), "shipping": int(copied["shipping"])}
+    listing = {key: value for key, value in listing.items() if isinstance(value, str | int)}
+    with service.client() as client:
+        explained = client.post("/predict/explain", json=listing).json()
+    comparables = explained["comparables"]
+    assert 1 <= len(comparables) <= 5
+    first = comparables[0]
+    assert (first["name"], first["price"], first["item_condition_id"]) == (
+        copied["name"],
+        copied["price"],
+        copied["item_condition_id"],
+    )
+    assert first["similarity"] == pytest.approx(1.0)
+    assert [c["similarity"] for c in comparables] == sorted((c["similarity"] for c in comparables), reverse=True)
+    rows = {(r.name, r.item_condition_id, r.category_name, r.price) for r in training.itertuples()}
+    for comparable in comparables:
+        key = (comparable["name"], comparable["item_condition_id"], comparable["category_name"], comparable["price"])
+        assert key in rows, comparable
+        assert set(comparable) == {"name", "item_condition_id", "category_name", "brand_name", "price", "similarity"}
+    assert all(c["category_name"] == copied["category_name"] for c in comparables)  # its category first
+    assert all(c["similarity"] >= MIN_SIMILARITY for c in comparables)
+    price = explained["suggestion"]["price"]
+    assert explained["comparables_asking_less"] == sum(c["price"] < price for c in comparables)
 
 
 def assert_explanation_adds_up(explained: dict, listing: dict = LISTING) -> None:
@@ -573,6 +605,25 @@ def test_seller_page_in_headless_chromium(service, tmp_path):
         expected = [f"{d['feature']}: {d['effect_percent']:+.1f}%" for d in [*explained["drivers"], rest]]
         assert shown == expected
         assert_explanation_adds_up(explained)
+        # the comparable listings, as the service found them, and where the suggestion sits among them
+        table = page.locator("#comparables tbody tr")
+        cells = [table.nth(i).locator("td").all_text_contents() for i in range(table.count())]
+        conditions = {1: "new", 2: "like new", 3: "good", 4: "fair", 5: "poor"}
+        assert cells == [
+            [
+                c["name"] + (c["category_name"] or "no category"),  # the category under the title
+                conditions[c["item_condition_id"]],
+                c["brand_name"] or "",
+                f"${c['price']:.2f}",
+                f"{c['similarity']:.2f}",
+            ]
+            for c in explained["comparables"]
+        ]
+        asked = [c["price"] for c in explained["comparables"]]
+        assert cells and page.text_content("#comparables-position") == (
+            f"The suggestion is above what {explained['comparables_asking_less']} of these {len(asked)} listings asked "
+            f"(${min(asked):.2f} to ${max(asked):.2f})."
+        )
 
         page.fill("#name", "   ")
         page.click("#suggest")

@@ -52,7 +52,7 @@ def executor(chosen: str) -> dg.ExecutorDefinition | None:
 
 main_job = dg.define_asset_job(
     MAIN_JOB,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("drift_report"),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("drift_report", "online_evaluation"),
     description="Everything from the warehouse to the latest evaluated model.",
     tags={TRAINING_TAG: "main"},
     executor_def=executor(settings_at_start().runs.executor),

@@ -23,6 +23,7 @@ import sklearn
 from threadpoolctl import threadpool_limits
 
 from price_alchemy_assets.listings.profile import ListingsProfile
+from price_alchemy_assets.model.comparables import ComparableListings
 from price_alchemy_assets.model.ensemble import (
     LIGHTGBM,
     RIDGE,
@@ -57,6 +58,9 @@ class PriceModel:
     """Training price quartiles by category path and by each path prefix: the seller's "typical price"."""
     training_profile: ListingsProfile | None = None
     """What the model learned from, for drift monitoring (profile.json in the bundle)."""
+    comparables: ComparableListings | None = None
+    """The listings it learned from, to show a seller the most similar (comparables/ in the bundle;
+    loaded only when asked, by the explanation process: prices do not need them)."""
 
     def features(self, listings: Listings) -> sp.csr_matrix:
         # the fitted pieces' inputs are ours and already valid; sklearn's per-call checks are a
@@ -102,10 +106,12 @@ class PriceModel:
         (directory / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
         if self.training_profile is not None:
             (directory / "profile.json").write_text(json.dumps(self.training_profile.to_json()))
+        if self.comparables is not None:
+            self.comparables.save(directory)
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> PriceModel:
+    def load(cls, directory: str | Path, with_comparables: bool = False) -> PriceModel:
         directory = Path(directory)
         meta = json.loads((directory / "model.json").read_text())
         if meta.get("format_version") not in READABLE_FORMATS:
@@ -127,6 +133,7 @@ class PriceModel:
             meta.get("info", {}),
             meta.get("category_prices", {}),
             _read_profile(directory),
+            ComparableListings.load(directory) if with_comparables else None,
         )
 
 
@@ -199,7 +206,7 @@ def train_price_model(
 ) -> tuple[PriceModel, TuningResult]:
     """Fit on `train`, tune LightGBM and choose the blend on held-out rows, calibrate the range
     on the same held-out predictions, then refit the learners on train + validation; both frames
-    need a positive `price`.
+    need a positive `price` and the fields a seller sees of a comparable listing (comparables.FIELDS).
 
     A featurizer already fitted (and its matrices) may be passed in to avoid refitting, and the
     train split's profile, where `train` holds only some columns (the pipeline measures its
@@ -255,13 +262,16 @@ def train_price_model(
         "seconds": {"lightgbm_search": round(search_seconds, 1), **fitted.seconds},
         "featurizer": featurizer.describe(),
     }
+    learned_from = pd.concat([train, validation])
+    say("comparable listings")
     model = PriceModel(
         featurizer,
         fitted.blend,
         half_width,
         config.interval_coverage,
         info,
-        category_prices(pd.concat([train, validation])),
+        category_prices(learned_from),
         profile,
+        ComparableListings.fit(learned_from),
     )
     return model, tuning

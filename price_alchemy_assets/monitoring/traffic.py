@@ -7,6 +7,7 @@ the data that version learned from.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -89,3 +90,15 @@ class PredictionLogReader:
         )
         with self.engine.connect() as connection:
             return pd.DataFrame(connection.execute(query).all(), columns=list(SELLER_FIELDS))
+
+    def served(self, logged_after: datetime) -> pd.DataFrame:
+        """Every suggestion logged after a moment: seller fields, the suggested price and range, the
+        model version and when, for matching with the prices listings later asked."""
+        columns = [*SELLER_FIELDS, "price", "price_low", "price_high", "model_version", "logged_at"]
+        if self.engine is None:
+            return pd.DataFrame(columns=columns)
+        query = sa.select(*(predictions.c[column] for column in columns)).where(predictions.c.logged_at > logged_after)
+        with self.engine.connect() as connection:
+            frame = pd.DataFrame(connection.execute(query).all(), columns=columns)
+        frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)
+        return frame

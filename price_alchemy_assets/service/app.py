@@ -14,6 +14,7 @@ import itertools
 import logging
 import time
 import uuid
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from price_alchemy_assets import __version__
 from price_alchemy_assets.model.bundle import limit_blas_threads
+from price_alchemy_assets.model.comparables import Comparable, position_among
 from price_alchemy_assets.model.explain import PriceExplanation, typical_price
 from price_alchemy_assets.service.batching import InferenceBatcher
 from price_alchemy_assets.service.champion import ChampionWatcher, ServedModel
@@ -57,6 +59,7 @@ from price_alchemy_assets.service.request_body import (
     strict_json_bodies,
 )
 from price_alchemy_assets.service.schemas import (
+    ComparableOut,
     ExplainedSuggestion,
     Health,
     Listing,
@@ -120,15 +123,16 @@ class PriceService:
         predicted, version = await self.batcher.predict(records)
         return self._answered(records, predicted, version, route, started), version
 
-    async def explain(self, record: dict) -> tuple[PriceSuggestion, PriceExplanation, ServedModel]:
-        """The price, its range and why, all from the explanation process (one model, one call), so
-        an explanation adds nothing to the inference thread that prices every other request."""
+    async def explain(self, record: dict) -> tuple[PriceSuggestion, PriceExplanation, list[Comparable], ServedModel]:
+        """The price, its range, why and the comparable listings, all from the explanation process
+        (one model, one call), so an explanation adds nothing to the inference thread that prices
+        every other request."""
         with self.explanations.place():  # refused before anything is priced or logged
             served = self.served()
             started = time.perf_counter()
-            predicted, explanation = await self.explanations.explain(served.bundle_dir, record)
+            predicted, explanation, comparables = await self.explanations.explain(served.bundle_dir, record)
         [suggestion] = self._answered([record], predicted[None], served.version, "predict_explain", started)
-        return suggestion, explanation, served
+        return suggestion, explanation, comparables, served
 
     def _answered(
         self, records: list[dict], predicted: np.ndarray, version: str, route: str, started: float
@@ -178,12 +182,12 @@ async def predict_batch(data: ListingBatch, service: PriceService) -> PriceSugge
 
 @post(
     "/predict/explain",
-    summary="A suggestion with why: typical category price and price drivers",
+    summary="A suggestion with why: typical category price, price drivers and comparable listings",
     status_code=HTTP_200_OK,
     raises=LISTING_ERRORS,
 )
 async def predict_explain(data: Listing, service: PriceService) -> ExplainedSuggestion:
-    suggestion, explanation, served = await service.explain(listing_records([data])[0])
+    suggestion, explanation, comparables, served = await service.explain(listing_records([data])[0])
     typical = typical_price(served.model, data.category_name)
     return ExplainedSuggestion(
         suggestion,
@@ -193,6 +197,8 @@ async def predict_explain(data: Listing, service: PriceService) -> ExplainedSugg
         round(explanation.base_price, 2),
         [PriceDriverOut(d.feature, round(d.effect * 100, 1)) for d in explanation.drivers],
         round(explanation.other_effect * 100, 1),
+        [ComparableOut(**asdict(comparable)) for comparable in comparables],
+        position_among(suggestion.price, comparables),
     )
 
 

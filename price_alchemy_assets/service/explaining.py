@@ -29,11 +29,14 @@ from litestar.exceptions import ServiceUnavailableException
 
 from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.model.bundle import PriceModel, limit_blas_threads
+from price_alchemy_assets.model.comparables import Comparable
 from price_alchemy_assets.model.explain import PriceExplainer, PriceExplanation
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 1
+Explained = tuple[np.ndarray, PriceExplanation, list[Comparable]]
+"""A listing's prices (PRICE_COLUMNS), why, and the most similar listings the champion learned from."""
 
 
 class ExplanationsBusy(ServiceUnavailableException):
@@ -69,8 +72,9 @@ class ExplanationWorker:
         finally:
             self._waiting -= 1
 
-    async def explain(self, bundle_dir: Path, listing: dict) -> tuple[np.ndarray, PriceExplanation]:
-        """The listing's prices (PRICE_COLUMNS) and their explanation; call within `place()`."""
+    async def explain(self, bundle_dir: Path, listing: dict) -> Explained:
+        """The listing's prices (PRICE_COLUMNS), their explanation and its comparable listings;
+        call within `place()`."""
         try:
             return await asyncio.wrap_future(self._pool.submit(_explain, str(bundle_dir), listing))
         except BrokenProcessPool:  # the child died (killed, out of memory): start another for the next request
@@ -100,11 +104,12 @@ def _exit_with_the_service(service_pid: int) -> None:
 
 
 def _explainer(bundle_dir: str) -> PriceExplainer:
-    """The child's explainer for this bundle, loaded once (the previous champion's is dropped)."""
+    """The child's explainer for this bundle, with its comparable listings, loaded once (the previous
+    champion's is dropped first)."""
     global _loaded
     if _loaded is None or _loaded[0] != bundle_dir:
         _loaded = None
-        _loaded = (bundle_dir, PriceExplainer(PriceModel.load(bundle_dir)).prepare())
+        _loaded = (bundle_dir, PriceExplainer(PriceModel.load(bundle_dir, with_comparables=True)).prepare())
     return _loaded[1]
 
 
@@ -112,7 +117,9 @@ def _preload(bundle_dir: str) -> None:
     _explainer(bundle_dir)
 
 
-def _explain(bundle_dir: str, listing: dict) -> tuple[np.ndarray, PriceExplanation]:
+def _explain(bundle_dir: str, listing: dict) -> Explained:
     explainer = _explainer(bundle_dir)
+    model = explainer.model
     frame = pd.DataFrame([listing], columns=list(SELLER_FIELDS))
-    return explainer.model.price_range(explainer.model.predict_log(frame))[0], explainer.explain(frame)
+    comparables = model.comparables.find(listing) if model.comparables is not None else []
+    return model.price_range(model.predict_log(frame))[0], explainer.explain(frame), comparables

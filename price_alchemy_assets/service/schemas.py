@@ -63,6 +63,18 @@ class TypicalPriceOut(msgspec.Struct):
     p75: float
 
 
+class ComparableOut(msgspec.Struct):
+    """A listing the champion learned from that looks like this one, and the price it asked."""
+
+    name: str
+    item_condition_id: int
+    category_name: str | None
+    brand_name: str | None
+    price: float
+    similarity: float
+    """Cosine similarity of the title and brand words, 0 to 1."""
+
+
 class ExplainedSuggestion(msgspec.Struct):
     """base_price x (1 + each driver's effect) x (1 + other_effect_percent / 100) = the suggested price."""
 
@@ -73,6 +85,10 @@ class ExplainedSuggestion(msgspec.Struct):
     drivers: list[PriceDriverOut]
     other_effect_percent: float
     """All of this listing's other features together."""
+    comparables: list[ComparableOut]
+    """The most similar listings the champion learned from, its category first, most similar first."""
+    comparables_asking_less: int
+    """How many of the comparables asked less than the suggested price: where it sits among them."""
 
 
 class ModelInfo(msgspec.Struct):

@@ -154,15 +154,17 @@ class Warehouse(ABC):
             )
         return conform(frame.reset_index(drop=True))
 
-    def sample_labelled(self, limit: int, ingested_after: datetime | None = None) -> pd.DataFrame:
-        """Up to `limit` priced listings (ingested after a moment): a fixed pseudo-random pick, by
-        row fingerprint, so a sensor can score new labelled rows without reading them all."""
+    def sample_labelled(self, limit: int | None, ingested_after: datetime | None = None) -> pd.DataFrame:
+        """Up to `limit` priced listings (ingested after a moment; every one without a limit): a fixed
+        pseudo-random pick, by row fingerprint, so a sensor can score new labelled rows without
+        reading them all."""
         where, params = _window(None, None, ingested_after)
         where = f"{where} AND price > 0" if where else "WHERE price > 0"
+        limit_sql = "" if limit is None else f" LIMIT {int(limit)}"
         with self._listings_session() as session:
             frame = session.query(
                 f"SELECT {_COLUMNS} FROM {session.ref(self.listings_table)} {where} "
-                f"ORDER BY row_fingerprint LIMIT {int(limit)}",
+                f"ORDER BY row_fingerprint{limit_sql}",
                 params,
             )
         return conform(frame.reset_index(drop=True))
