@@ -40,7 +40,9 @@ def test_drifted_batch_retrains_promotes_and_reaches_the_service(tmp_path):
     calm = summary["in_distribution_tick"]
     assert calm["status"] == "SKIPPED" and not calm["runIds"] and "no drift" in calm["skipReason"]
     run = summary["retraining_run"]
-    assert summary["drift_tick"]["runIds"] == [run["run_id"]] and run["status"] == "SUCCESS"
+    online = summary["online_evaluation_run"]
+    assert sorted(summary["drift_tick"]["runIds"]) == sorted([run["run_id"], online["run_id"]])
+    assert run["status"] == "SUCCESS" and online["status"] == "SUCCESS"
     assert "unseen categories" in run["drift_reasons"]
     second = summary["second_champion"]
     assert second["version"] == run["run_id"] != summary["first_champion"]["version"]

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from price_alchemy_assets.defs.drift import DRIFT_REPORT, listings_and_traffic_drift_sensor
+from price_alchemy_assets.defs.jobs import MAIN_JOB
 from price_alchemy_assets.defs.resources import DriftMonitorResource, PredictionLogResource
 from price_alchemy_assets.devtools.local_servers import free_port, running_service
 from price_alchemy_assets.listings.columns import SELLER_FIELDS
@@ -45,6 +46,18 @@ def arrive(platform, rows: int, seed: int, drift: DriftKind | None = None, stren
     ingest_listings_file(batch, resources["warehouse"].open())
 
 
+def retraining(result) -> dg.RunRequest:
+    """The main job's run request of a tick that triggers, beside which online_evaluation runs."""
+    by_job = {request.job_name: request for request in result.run_requests}
+    assert set(by_job) == {MAIN_JOB, "online_evaluation_job"} and len(result.run_requests) == 2
+    online, main = by_job["online_evaluation_job"], by_job[MAIN_JOB]
+    assert (
+        online.run_key.endswith(main.run_key)
+        and online.tags["price_alchemy/trigger"] == main.tags["price_alchemy/trigger"]
+    )
+    return main
+
+
 def report_of(result, source: str = NEW_LISTINGS) -> dict:
     (event,) = [e for e in result.asset_events if e.asset_key == DRIFT_REPORT and e.metadata["source"].value == source]
     return {key: value.value for key, value in event.metadata.items()}
@@ -67,7 +80,7 @@ def test_drift_sensor_triggers_once_on_drift_and_never_on_in_distribution_listin
 
         arrive(platform, 1_500, seed=12, drift=DriftKind.NEW_BRANDS)
         drifted = tick(instance, resources)
-        (request,) = drifted.run_requests
+        request = retraining(drifted)
         assert request.tags["price_alchemy/trigger"] == "listings_drift"
         assert "unseen brands" in request.tags["price_alchemy/drift_reasons"]
         assert report_of(drifted)["drifted"] and report_of(drifted)["new_listings"] == 3_000
@@ -87,7 +100,7 @@ def test_cooldown_holds_back_a_second_trigger_and_an_unreachable_log_holds_back_
         assert run_all(resources, instance).success
         arrive(platform, 800, seed=13, drift=DriftKind.CONDITION)
         first = tick(instance, resources)
-        assert len(first.run_requests) == 1
+        assert [r.job_name for r in first.run_requests] == [MAIN_JOB, "online_evaluation_job"]
         assert report_of(first, LIVE_TRAFFIC)["new_listings"] == 0
         arrive(platform, 800, seed=14, drift=DriftKind.CONDITION)
         second = tick(instance, resources, cursor=first.cursor)
@@ -109,8 +122,7 @@ def test_inflation_is_caught_by_the_champions_error_on_new_labelled_listings(pla
         assert report["labelled_rmsle"] == pytest.approx(rmsle(arrived["price"], model.predict(arrived)["price"]))
         assert report["labelled_rmsle"] - record.metrics["rmsle"] > DriftMonitorResource().rmsle_increase
         assert f"(at evaluation: {record.metrics['rmsle']:.4f})" in report["report"]
-        (request,) = result.run_requests
-        assert "champion RMSLE" in request.tags["price_alchemy/drift_reasons"], report["report"]
+        assert "champion RMSLE" in retraining(result).tags["price_alchemy/drift_reasons"], report["report"]
 
 
 def test_drifted_live_traffic_triggers_retraining_once_per_champion(platform):
@@ -148,7 +160,7 @@ def test_drifted_live_traffic_triggers_retraining_once_per_champion(platform):
             sellers_ask(800, seed=22, drift=DriftKind.NEW_CATEGORIES)
             logged(1_600)
             drifted = tick(instance, resources)
-        (request,) = drifted.run_requests
+        request = retraining(drifted)
         assert request.tags["price_alchemy/trigger"] == "traffic_drift"
         assert request.tags["price_alchemy/drift_reasons"].startswith("live traffic: ")
         assert request.tags["price_alchemy/traffic_listings"] == "1600"

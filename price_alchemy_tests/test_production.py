@@ -178,8 +178,12 @@ def test_drift_sensor_cursor_in_postgres_survives_a_daemon_restart(postgres_data
         wait_for(lambda: any(t.get("run_ids") for t in drift_ticks(db)), 180, "a drift-triggered run", log, every=1)
     finally:
         stop_daemon(daemon)
-    triggered = query(db, "SELECT run_id, status FROM runs WHERE run_body LIKE '%listings_drift%'")
+    retraining = f"pipeline_name = '{MAIN_JOB}' AND run_body LIKE '%listings_drift%'"
+    triggered = query(db, f"SELECT run_id, status FROM runs WHERE {retraining}")
     assert len(triggered) == 1 and triggered[0][1] == "QUEUED"
+    # beside it, an online evaluation of the prices served so far
+    online = "pipeline_name = 'online_evaluation_job' AND run_body LIKE '%listings_drift%'"
+    assert query(db, f"SELECT count(*) FROM runs WHERE {online}") == [(1,)]
     (cursor,) = {t["cursor"] for t in drift_ticks(db) if t.get("run_ids")}
     assert json.loads(cursor)["triggered"]["rows"] == 1_500
 
@@ -191,7 +195,8 @@ def test_drift_sensor_cursor_in_postgres_survives_a_daemon_restart(postgres_data
         stop_daemon(daemon)
     after = drift_ticks(db)[before:]
     assert all(t["status"] == "SKIPPED" and "already triggered" in t["skip_reason"] for t in after), after
-    assert query(db, "SELECT count(*) FROM runs WHERE run_body LIKE '%listings_drift%'") == [(1,)]
+    assert query(db, f"SELECT count(*) FROM runs WHERE {retraining}") == [(1,)]
+    assert query(db, f"SELECT count(*) FROM runs WHERE {online}") == [(1,)]
     assert query(db, f"SELECT count(*) FROM runs WHERE run_body LIKE '%{TRAINING_TAG}%'") == [(2,)]
 
 

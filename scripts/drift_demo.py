@@ -288,9 +288,13 @@ def demo(args: argparse.Namespace, summary: dict) -> None:
         summary["drift_tick"] = tick
         if not tick["runIds"]:
             raise SystemExit(f"the drifted batch should trigger retraining: {tick}")
-        (run_id,) = tick["runIds"]
-        reasons = dagster.run(run_id)["tags"].get("price_alchemy/drift_reasons", "")
+        # the retraining run carries the drift reasons; beside it runs online_evaluation
+        runs = {run_id: dagster.run(run_id) for run_id in tick["runIds"]}
+        (run_id,) = [run_id for run_id, run in runs.items() if "price_alchemy/drift_reasons" in run["tags"]]
+        (online_id,) = [other for other in runs if other != run_id]
+        reasons = runs[run_id]["tags"]["price_alchemy/drift_reasons"]
         say(f"   tick requested run {run_id}: {reasons}")
+        say(f"   and run {online_id}: online_evaluation of the prices served so far")
         status = wait_for(
             "the retraining run to finish",
             lambda: (s := dagster.run(run_id)["status"]) in {"SUCCESS", "FAILURE", "CANCELED"} and s,
@@ -298,6 +302,14 @@ def demo(args: argparse.Namespace, summary: dict) -> None:
             every=3,
         )
         summary["retraining_run"] = {"run_id": run_id, "status": status, "drift_reasons": reasons}
+        online_status = wait_for(
+            "the online evaluation run to finish",
+            lambda: (s := dagster.run(online_id)["status"]) in {"SUCCESS", "FAILURE", "CANCELED"} and s,
+            timeout=120,
+            every=2,
+        )
+        summary["online_evaluation_run"] = {"run_id": online_id, "status": online_status}
+        say(f"   online evaluation run {online_status}")
         say(f"   retraining run {status}")
         if status != "SUCCESS":
             raise SystemExit(f"the retraining run ended {status}; see {work / 'dagster.log'}")

@@ -1,7 +1,7 @@
 """The drift sensor: each tick, monitoring.drift_watch judges new listings and live traffic
 against the champion's training profile and decides whether to retrain; the sensor records each
 judgement as a `drift_report` materialization per source and turns a decision to retrain into a
-run of the main job.
+run of the main job, and a run of online_evaluation beside it.
 """
 
 import json
@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from price_alchemy_assets.defs.jobs import main_job
+from price_alchemy_assets.defs.online_evaluation import ONLINE_EVALUATION, online_evaluation_job
 from price_alchemy_assets.defs.resources import (
     DriftMonitorResource,
     ModelStoreResource,
@@ -51,10 +52,11 @@ def _report_event(source: str, champion_version: str, seen: SourceReport) -> dg.
 
 
 @dg.sensor(
-    job=main_job,
+    jobs=[main_job, online_evaluation_job],
     minimum_interval_seconds=settings_at_start().drift.sensor_seconds,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Retrains when new listings or live traffic drift from the champion's training profile.",
+    description="Retrains when new listings or live traffic drift from the champion's training profile, "
+    "and evaluates the prices served so far against the prices listings asked (online_evaluation).",
 )
 def listings_and_traffic_drift_sensor(
     context: dg.SensorEvaluationContext,
@@ -87,15 +89,23 @@ def listings_and_traffic_drift_sensor(
     if verdict.retraining is None:  # the tick still records its drift_reports
         return dg.SensorResult(skip_reason=verdict.decision, asset_events=events, cursor=cursor)
     retraining = verdict.retraining
+    trigger = ",".join(TRIGGER_NAMES[source] for source in retraining.sources)
     request = dg.RunRequest(
+        job_name=main_job.name,
         run_key=retraining.run_key,
         run_config=drift_monitor.retrain_run_config(),
         tags={
-            "price_alchemy/trigger": ",".join(TRIGGER_NAMES[source] for source in retraining.sources),
+            "price_alchemy/trigger": trigger,
             "price_alchemy/champion": verdict.champion_version,
             "price_alchemy/drift_reasons": retraining.reasons[:1000],
             "price_alchemy/new_listings": str(retraining.new_listings),
             "price_alchemy/traffic_listings": str(retraining.traffic_listings),
         },
     )
-    return dg.SensorResult(run_requests=[request], asset_events=events, cursor=cursor)
+    # drift says the market moved: how did the prices served before it do against what sold since?
+    online = dg.RunRequest(
+        job_name=online_evaluation_job.name,
+        run_key=f"{ONLINE_EVALUATION}-{retraining.run_key}",
+        tags={"price_alchemy/trigger": trigger, "price_alchemy/champion": verdict.champion_version},
+    )
+    return dg.SensorResult(run_requests=[request, online], asset_events=events, cursor=cursor)
