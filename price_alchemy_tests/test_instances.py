@@ -32,7 +32,8 @@ def test_definitions_load_and_validate(price_alchemy_home):
     }
     main_job = defs.resolve_job_def(MAIN_JOB)
     assert {key.to_user_string() for key in main_job.asset_layer.executable_asset_keys} == set(ASSETS)
-    assert defs.resolve_sensor_def("listings_and_traffic_drift_sensor").job_name == MAIN_JOB
+    sensor = defs.resolve_sensor_def("listings_and_traffic_drift_sensor")
+    assert [job.name for job in sensor.jobs] == [MAIN_JOB, "online_evaluation_job"]
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
     result = subprocess.run(
         [dagster, "definitions", "validate", "-w", str(REPO / "workspace.yaml")],

@@ -70,7 +70,7 @@ def test_ui_shows_assets_with_lineage_and_stops_on_sigint(price_alchemy_home, tm
                 time.sleep(1)
         assert nodes is not None, log.read_text()[-3000:]
         by_key = {"/".join(node["assetKey"]["path"]): node for node in nodes}
-        assert set(by_key) == {*ASSETS, "drift_report", "listings_table"}
+        assert set(by_key) == {*ASSETS, "drift_report", "online_evaluation", "listings_table"}
         assert by_key["tuned_model"]["dependencyKeys"] == [{"path": ["tfidf_features"]}]
         assert by_key["validated_listings"]["dependencyKeys"] == [{"path": ["raw_listings"]}]
         assert by_key["validated_listings"]["hasAssetChecks"]
@@ -81,7 +81,11 @@ def test_ui_shows_assets_with_lineage_and_stops_on_sigint(price_alchemy_home, tm
         automation = graphql(port, AUTOMATION)["data"]
         [repository] = automation["repositoriesOrError"]["nodes"]
         schedules = {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}
-        assert schedules == {"hourly_listings_observation": "RUNNING", "weekly_retraining": "STOPPED"}
+        assert schedules == {
+            "hourly_listings_observation": "RUNNING",
+            "weekly_retraining": "STOPPED",
+            "daily_online_evaluation": "RUNNING",
+        }
         freshness = automation["champion"]["internalFreshnessPolicy"]
         assert freshness == {"failWindowSeconds": 14 * 86400, "warnWindowSeconds": 8 * 86400}
         assert automation["table"]["isObservable"] and automation["table"]["dataVersion"].startswith("3000@")
