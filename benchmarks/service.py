@@ -3,17 +3,22 @@ processes on loopback, every reference measured in the same run.
 
 Trains a champion on the genuine Mercari rows (../shared/data/mercari_train_sample.tsv; a
 synthetic market where they are absent) into a temporary store, registers the same bundle in
-a temporary MLflow registry, and serves it twice: `price-alchemy serve` and `mlflow models
+a temporary MLflow registry, and serves it: `price-alchemy serve` with a challenger in shadow
+(the champion's own bundle under another version: the same work a real challenger costs),
+`price-alchemy serve` with the shadow off (PRICE_ALCHEMY_SHADOW_QUEUE=0), and `mlflow models
 serve` (the peer a user would otherwise pick: one worker, its defaults, the registered
 champion). With `--baseline REV`, a third service runs another git revision's code and model.
 Each round measures every server in turn, twice:
 - lone: hey, one worker at 20 requests/s, one genuine listing: a seller meeting an idle service;
 - paced (price-alchemy): hey, 32 workers x 10 requests/s (320 a second) for 30 s: latency at a
-  steady arrival rate below capacity, the objective (p99 <= 20 ms, no errors);
+  steady arrival rate below capacity, the objective (p99 <= 20 ms, no errors); GET /health under
+  the same arrivals is the framework's own latency at that pattern (hey's 32 workers fire
+  together, so the load comes as bursts of 32), the reference in the same round;
 - capacity: wrk, 1 thread, 32 connections, real listings from mercari_test_sample.tsv, closed
   loop: requests/s, as a share of GET /health's (the framework's own ceiling) measured in the
   same round, and against mlflow models serve's /invocations with the same listings;
-- a 1,000-listing POST /predict/batch, 20 times after a warm-up; RSS at the end.
+- a 1,000-listing POST /predict/batch, 20 times after a warm-up; RSS at the end, and how many
+  listings the shadow scored and skipped.
 Objectives on 2 cores: lone p50 <= 5 ms; paced p99 <= 20 ms with 0 errors; capacity >= 40 % of
 /health's and >= 5x mlflow models serve's; a 1,000-listing batch <= 150 ms.
 
@@ -36,6 +41,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -155,11 +161,14 @@ BASELINE = "43ac346"
 """The last revision before the blend of Ridge, sparse MLPs and LightGBM (issue 12)."""
 
 
-def run_hey(url: str, body: dict, path: Path, seconds: int, workers: int = 1, per_worker_rate: int = 20) -> dict:
-    """`workers` clients, each sending `per_worker_rate` requests a second: a steady arrival rate."""
-    path.write_text(json.dumps(body))
-    command = ["hey", "-c", str(workers), "-q", str(per_worker_rate), "-z", f"{seconds}s", "-m", "POST"]
-    command += ["-T", "application/json", "-D", str(path), url]
+def run_hey(url: str, body: dict | None, path: Path, seconds: int, workers: int = 1, per_worker_rate: int = 20) -> dict:
+    """`workers` clients, each sending `per_worker_rate` requests a second: a steady arrival rate.
+    POST `body`, or GET where it is None."""
+    command = ["hey", "-c", str(workers), "-q", str(per_worker_rate), "-z", f"{seconds}s"]
+    if body is not None:
+        path.write_text(json.dumps(body))
+        command += ["-m", "POST", "-T", "application/json", "-D", str(path)]
+    command.append(url)
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
     def percentile(level: int) -> float:
@@ -213,6 +222,7 @@ def measure(service, client, bodies: list[dict], root: Path, seconds: int, paced
     paced = run_hey(
         f"{service.url}/predict", bodies[0], root / "lone.json", paced_seconds, workers=32, per_worker_rate=10
     )
+    paced_health = run_hey(f"{service.url}/health", None, root / "none", paced_seconds, workers=32, per_worker_rate=10)
     health = run_wrk(f"{service.url}/health", seconds, CONNECTIONS)
     predict = run_wrk(f"{service.url}/predict", seconds, CONNECTIONS, root / "predict.lua")
     batch = {"listings": bodies[:1000]}
@@ -228,11 +238,12 @@ def measure(service, client, bodies: list[dict], root: Path, seconds: int, paced
         "paced req/s": paced["requests_per_s"],
         "paced p50 ms": paced["p50_ms"],
         "paced p99 ms": paced["p99_ms"],
+        "paced /health p99 ms": paced_health["p99_ms"],
         "closed-loop req/s": predict["requests_per_s"],
         "/health req/s": health["requests_per_s"],
         "share of /health": predict["requests_per_s"] / health["requests_per_s"],
         "batch 1,000 median ms": float(np.median(batch_ms)),
-        "errors": lone["errors"] + paced["errors"] + health["errors"] + predict["errors"],
+        "errors": lone["errors"] + paced["errors"] + paced_health["errors"] + health["errors"] + predict["errors"],
     }
 
 
@@ -302,6 +313,8 @@ def mlflow_models_serve(model_uri: str, root: Path) -> Iterator[str]:
 
 
 CONNECTIONS = 32
+SERVED = "price-alchemy serve"
+NO_SHADOW = "price-alchemy serve, no shadow"
 
 
 def main() -> None:
@@ -324,20 +337,32 @@ def main() -> None:
                 ["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)],
                 capture_output=True,
             )
-        record, described = champion_into(FolderModelStore(root / "store"))
+        store = FolderModelStore(root / "store")
+        record, described = champion_into(store)
+        store.mark_challenger(replace(record, version=f"{record.version}-challenger"))
         model_uri = register_in_mlflow(Path(record.model_path), root)
         bodies = request_bodies(2_000)
         wrk_script(bodies, root / "predict.lua")
         wrk_script([as_mlflow_input(body) for body in bodies], root / "mlflow.lua")
-        for name in ("new", "old"):
+        for name in ("new", "no-shadow", "old"):
             (root / name).mkdir()
-        services = {"price-alchemy serve": stack.enter_context(running_service(root / "store", root / "new", 2.0))}
+        services = {
+            SERVED: stack.enter_context(running_service(root / "store", root / "new", 2.0)),
+            NO_SHADOW: stack.enter_context(
+                running_service(root / "store", root / "no-shadow", 2.0, extra_env={"PRICE_ALCHEMY_SHADOW_QUEUE": "0"})
+            ),
+        }
         if args.baseline:
             services[f"baseline {args.baseline}"] = stack.enter_context(
                 running_service(root / "baseline-store", root / "old", 2.0, extra_env={"PYTHONPATH": str(worktree)})
             )
         mlflow_url = stack.enter_context(mlflow_models_serve(model_uri, root))
         clients = {name: stack.enter_context(service.client()) for name, service in services.items()}
+        deadline = time.monotonic() + 120
+        while clients[SERVED].get("/health").json()["shadow"]["challenger_version"] is None:
+            if time.monotonic() > deadline:
+                sys.exit("the challenger never loaded in the shadow process")
+            time.sleep(0.5)
         for client in clients.values():
             for body in bodies[:200]:
                 client.post("/predict", json=body).raise_for_status()
@@ -360,13 +385,18 @@ def main() -> None:
             name: (*rss_mb(service.process.pid), children_rss_mb(service.process.pid))
             for name, service in services.items()
         }
+        shadow = clients[SERVED].get("/health").json()["shadow"]
     table = pd.DataFrame(rows)
-    ours = table[table["server"] == "price-alchemy serve"].set_index("round")
+    ours = table[table["server"] == SERVED].set_index("round")
+    unshadowed = table[table["server"] == NO_SHADOW].set_index("round")
     peer = table[table["server"] == "mlflow models serve"].set_index("round")
     objective = pd.DataFrame(
         {
             "lone p50 ms (<= 5)": ours["lone p50 ms"],
+            "lone p50, no shadow": unshadowed["lone p50 ms"],
             "paced p99 ms (<= 20)": ours["paced p99 ms"],
+            "paced p99, no shadow": unshadowed["paced p99 ms"],
+            "paced /health p99 ms (reference)": ours["paced /health p99 ms"],
             "paced errors (0)": ours["errors"],
             "share of /health (>= 0.40)": ours["share of /health"],
             "x mlflow models serve (>= 5)": ours["closed-loop req/s"] / peer["closed-loop req/s"],
@@ -386,9 +416,11 @@ def main() -> None:
         + objective.to_markdown(floatfmt=".2f")
         + "\n\nService RSS after the runs: "
         + ", ".join(
-            f"{name} {rss:.0f} MB (peak {peak:.0f} MB), its explanation process {children:.0f} MB"
+            f"{name} {rss:.0f} MB (peak {peak:.0f} MB), its child processes {children:.0f} MB"
             for name, (rss, peak, children) in memory.items()
         )
+        + f". The shadow scored {shadow['scored']:,} listings and skipped {shadow['skipped']:,} (its queue was full)"
+        f", {shadow['failed']} failed"
         + ".\n\nWhere the time goes, and what was tried: [README.md](README.md), The prediction service.\n"
     )
     print(report)

@@ -81,6 +81,12 @@ def write_text(client: storage.Client, url: GcsUrl, text: str) -> None:
     client.bucket(url.bucket).blob(url.path).upload_from_string(text, content_type="application/json")
 
 
+def delete(client: storage.Client, url: GcsUrl) -> None:
+    """Remove the object; one that is already gone is no error."""
+    with suppress(NotFound):
+        client.bucket(url.bucket).blob(url.path).delete()
+
+
 def upload_folder(client: storage.Client, local: Path, url: GcsUrl, last: str) -> None:
     """Every file under `local` to `url`, `last` (a file name relative to `local`) at the end."""
     files = sorted(p for p in local.rglob("*") if p.is_file())

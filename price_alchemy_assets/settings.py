@@ -168,6 +168,11 @@ class ServiceSettings(_Group):
         description="the time a client has to send a request's head (and again its body) before a 408",
     )
     explain_queue: int = Field(default=4, ge=1, description="explanations waiting or running before the next is a 503")
+    shadow_queue: int = Field(
+        default=2000,
+        ge=0,
+        description="listings waiting for the challenger's shadow scoring before more are skipped (0: no shadow)",
+    )
 
     def token(self) -> str | None:
         return self.admin_token.get_secret_value() if self.admin_token else None

@@ -61,10 +61,12 @@ def test_dg_lists_every_definition_of_the_defs_folder(tmp_path):
     assert assets["online_evaluation"]["group_name"] == assets["drift_report"]["group_name"] == "monitoring"
     assert assets["champion"]["group_name"] == assets["tuned_model"]["group_name"] == "model"
     assert set(assets["eval_report"]["dependency_keys"]) == {"tfidf_features", "tuned_model"}
-    assert {job["name"] for job in listed["jobs"]} == {MAIN_JOB, "observe_listings_table", "online_evaluation_job"}
+    jobs = {MAIN_JOB, "observe_listings_table", "online_evaluation_job", "promote_challenger_job"}
+    assert {job["name"] for job in listed["jobs"]} == jobs
     assert {sensor["name"] for sensor in listed["sensors"]} == {
         "listings_and_traffic_drift_sensor",
         "failure_alert_sensor",
+        "challenger_promotion_sensor",
     }
     schedules = {schedule["name"] for schedule in listed["schedules"]}
     assert schedules == {"hourly_listings_observation", "weekly_retraining", "daily_online_evaluation"}

@@ -71,17 +71,28 @@ def test_the_gate_needs_the_margin_and_every_blocking_check(tmp_path):
     store = FolderModelStore(tmp_path / "model_store")
     record = train_champion(store, "v1", seed=5)
     # beats the champion's 0.50 by 0.02: not by a margin of 0.03, nor of exactly 0.02
+    # a candidate kept out by a hair (within 0.01 of the champion) becomes the challenger; the next replaces it
     for margin in (0.03, 0.02):
         _, outcome = gate(tmp_path, store, candidate=0.48, rules=0.70, margin=margin, version=f"m{margin}")
         assert outcome["promoted"] is False and "champion kept" in outcome["reason"] and store.champion() == record
+        assert outcome["challenger_version"] == f"m{margin}" == store.challenger().version
+        assert outcome["challenger_reason"] == "challenger: candidate RMSLE 0.4800 within 0.01 of champion 0.5000"
     # a candidate that beats the champion but not the rules baseline never reaches the gate
     result, outcome = gate(tmp_path, store, candidate=0.40, rules=0.39, margin=0.0, version="worse-than-rules")
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"beats_rules_baseline": False, "predictions_sane": True}
-    assert outcome == {} and store.champion() == record
-    # past the margin and every check: promoted
+    assert outcome == {} and store.champion() == record and store.challenger().version == "m0.02"
+    # past the margin and every check: promoted, and the challenger judged against the old champion goes
     _, outcome = gate(tmp_path, store, candidate=0.48, rules=0.70, margin=0.01, version="better")
     assert outcome["promoted"] is True and store.champion().version == "better"
+    assert store.challenger() is None and outcome["challenger_version"] == ""
+    # close behind: a challenger; far behind: none (the old one goes too)
+    _, outcome = gate(tmp_path, store, candidate=0.505, rules=0.70, margin=0.0, version="close")
+    assert store.challenger().version == "close" and store.champion().version == "better"
+    _, outcome = gate(tmp_path, store, candidate=0.60, rules=0.70, margin=0.0, version="far")
+    assert store.challenger() is None and outcome["challenger_reason"].startswith(
+        "no challenger: candidate RMSLE 0.6000"
+    )
 
 
 def test_train_evaluate_promote_then_keep(platform):
@@ -133,6 +144,12 @@ def test_train_evaluate_promote_then_keep(platform):
         kept = materialized(second, "champion")
         assert kept["promoted"] is False and "champion kept" in kept["reason"]
         assert store.champion() == record
+        # as good as the champion, not better: the challenger, scored in shadow until realized prices decide
+        challenger = store.challenger()
+        registered = str(materialized(second, "tuned_model")["registered_model_version"])
+        assert kept["challenger_version"] == challenger.version != record.version
+        assert challenger.registered_model_version == registered != record.registered_model_version
+        assert json.loads((tmp_path / "model_store" / "challenger.json").read_text())["version"] == challenger.version
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("price-alchemy")
@@ -147,6 +164,10 @@ def test_train_evaluate_promote_then_keep(platform):
     }
     assert (
         str(client.get_model_version_by_alias("price-alchemy", "champion").version) == record.registered_model_version
+    )
+    assert (
+        str(client.get_model_version_by_alias("price-alchemy", "challenger").version)
+        == challenger.registered_model_version
     )
     assert mlflow.get_tracking_uri() != f"sqlite:///{tmp_path / 'mlflow.db'}"  # global state left alone
 

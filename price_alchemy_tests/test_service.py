@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -179,6 +180,9 @@ def test_every_request_is_one_ecs_json_log_line(service):
     assert line["message"] == "POST /predict 200" and line["user_agent"]["original"] == "ecs-probe"
     assert line["http"]["request"]["method"] == "POST" and line["http"]["response"]["status_code"] == 200
     assert line["url"]["path"] == "/predict" and line["event"]["duration"] > 0
+    # the time is UTC, to the millisecond: within a minute of now
+    stamp = datetime.strptime(line["@timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - stamp).total_seconds()) < 60 and line["process"]["pid"] == service.process.pid
 
 
 BAD_REQUESTS = [

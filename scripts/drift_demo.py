@@ -171,6 +171,22 @@ class Dagster:
         return next((e.get("text") for e in latest["metadataEntries"] if e["label"] == "reason"), "")
 
 
+def run_demo(demo, args: argparse.Namespace) -> None:
+    """`demo(args, summary)`; what it recorded is written to --summary even when it fails."""
+    summary: dict = {}
+    try:
+        demo(args, summary)
+    finally:
+        if args.summary:
+            args.summary.write_text(json.dumps(summary, indent=2))
+
+
+def fresh_workdir(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path.resolve()
+
+
 def seller_requests(path: Path, rows: int) -> list[dict]:
     """Listings from a synthetic TSV as the seller page would send them."""
     import pandas as pd
@@ -199,21 +215,12 @@ def main() -> None:
     parser.add_argument("--tick-seconds", type=int, default=10, help="the drift sensor's interval")
     parser.add_argument("--timeout", type=float, default=900, help="longest wait for the retraining run")
     parser.add_argument("--summary", type=Path, default=None, help="write what happened as JSON here")
-    args = parser.parse_args()
-
-    summary: dict = {}
-    try:
-        demo(args, summary)
-    finally:
-        if args.summary:
-            args.summary.write_text(json.dumps(summary, indent=2))
+    run_demo(demo, parser.parse_args())
 
 
 def demo(args: argparse.Namespace, summary: dict) -> None:
     started = time.monotonic()
-    shutil.rmtree(args.workdir, ignore_errors=True)
-    args.workdir.mkdir(parents=True)
-    work = args.workdir.resolve()
+    work = fresh_workdir(args.workdir)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(work / "dagster_home"),

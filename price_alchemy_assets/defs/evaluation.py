@@ -19,7 +19,15 @@ from price_alchemy_assets.defs.features_and_model import MODEL_GROUP, MODEL_PACK
 from price_alchemy_assets.defs.resources import MlflowTrackingResource, ModelStoreResource
 from price_alchemy_assets.model.baseline import RulesBaseline
 from price_alchemy_assets.model.dataset import TrainingData
-from price_alchemy_assets.model.evaluation import CANDIDATE, RULES, EvalReport, evaluate, plot_report, should_promote
+from price_alchemy_assets.model.evaluation import (
+    CANDIDATE,
+    RULES,
+    EvalReport,
+    evaluate,
+    plot_report,
+    should_promote,
+    worth_a_shadow_trial,
+)
 from price_alchemy_assets.model.split import TEST, TRAIN, VALIDATION
 from price_alchemy_assets.model.store import ChampionRecord, now_iso
 
@@ -29,6 +37,11 @@ CHAMPION_VERSION = source_version(MODEL_PACKAGE + "evaluation", MODEL_PACKAGE + 
 
 class PromotionConfig(dg.Config):
     margin: float = Field(default=0.0, description="RMSLE the candidate must win by to replace the champion")
+    challenger_within: float = Field(
+        default=0.01,
+        description="a candidate kept out that lost by less than this RMSLE becomes the challenger the "
+        "service scores in shadow (0: no challenger)",
+    )
 
 
 def significant(value: float, digits: int = 4) -> float:
@@ -118,31 +131,45 @@ def champion(
     mlflow: MlflowTrackingResource,
 ) -> dg.MaterializeResult:
     """The model a service should serve: the candidate, if it beats the champion on the same rows.
-    Runs only after eval_report's blocking checks pass."""
+    Runs only after eval_report's blocking checks pass. A candidate kept out by a hair becomes the
+    challenger instead (its own pointer and MLflow alias): the service scores it in shadow and
+    online_evaluation decides on realized prices. Each judgement replaces the challenger."""
     store = model_store.store()
     promote, reason = should_promote(eval_report["metrics"], config.margin)
-    context.log.info(reason)
+    challenge, challenge_reason = (
+        (False, "") if promote else worth_a_shadow_trial(eval_report["metrics"], config.challenger_within)
+    )
+    context.log.info(f"{reason}; {challenge_reason}" if challenge_reason else reason)
+    record = ChampionRecord(
+        version=tuned_model.version,
+        model_path=tuned_model.model_path,
+        promoted_at=now_iso(),
+        dagster_run_id=context.run_id,
+        mlflow_run_id=tuned_model.mlflow_run_id,
+        registered_model_version=tuned_model.registered_version,
+        data_version=tuned_model.data_version,
+        code_version=MODEL_VERSION,
+        training_rows=tuned_model.training_rows,
+        metrics=eval_report["metrics"][CANDIDATE],
+    )
+    tracker = mlflow.tracker() if tuned_model.registered_version else None
     if promote:
-        record = ChampionRecord(
-            version=tuned_model.version,
-            model_path=tuned_model.model_path,
-            promoted_at=now_iso(),
-            dagster_run_id=context.run_id,
-            mlflow_run_id=tuned_model.mlflow_run_id,
-            registered_model_version=tuned_model.registered_version,
-            data_version=tuned_model.data_version,
-            code_version=MODEL_VERSION,
-            training_rows=tuned_model.training_rows,
-            metrics=eval_report["metrics"][CANDIDATE],
-        )
         store.promote(record)
-        if tuned_model.registered_version:
-            mlflow.tracker().set_champion(tuned_model.registered_version)
-    current = store.champion()
+        if tracker:
+            tracker.set_champion(tuned_model.registered_version)
+    if challenge:
+        store.mark_challenger(record)
+    else:  # a new champion, or a candidate far behind: the old challenger was judged against older data
+        store.drop_challenger()
+    if tracker:
+        tracker.set_challenger(tuned_model.registered_version if challenge else None)
+    current, challenger = store.champion(), store.challenger()
     return dg.MaterializeResult(
         metadata={
             "promoted": promote,
             "reason": reason,
+            "challenger_version": challenger.version if challenger else "",
+            "challenger_reason": challenge_reason,
             "champion_version": current.version if current else "",
             "champion_test_rmsle": float(current.metrics.get("rmsle", np.nan)) if current else float("nan"),
             "champion": dg.MetadataValue.json(asdict(current)) if current else dg.MetadataValue.json({}),

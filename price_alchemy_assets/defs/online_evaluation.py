@@ -1,5 +1,7 @@
 """online_evaluation: the realized error of the prices the service suggested (monitoring/online_evaluation.py),
-with a check that warns when the champion does worse on realized prices than it did offline."""
+with a check that warns when the champion does worse on realized prices than it did offline, and
+the challenger scored in shadow against the champion on the same listings (its verdict is what
+defs/challenger.py's sensor promotes on)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -7,10 +9,11 @@ import dagster as dg
 from pydantic import Field
 
 from price_alchemy_assets.defs.resources import ModelStoreResource, PredictionLogResource, WarehouseResource
-from price_alchemy_assets.monitoring.online_evaluation import evaluate_online, match_realized
+from price_alchemy_assets.monitoring.online_evaluation import compare_challenger, evaluate_online, match_realized
 
 ONLINE_EVALUATION = "online_evaluation"
 REALIZED_ERROR_CHECK = "realized_error_within_margin"
+PROMOTE, KEEP = "promote", "keep"
 
 
 class OnlineEvaluationConfig(dg.Config):
@@ -18,7 +21,12 @@ class OnlineEvaluationConfig(dg.Config):
     margin: float = Field(
         default=0.05, description="warn when the champion's realized RMSLE exceeds its offline RMSLE by more"
     )
-    min_matched: int = Field(default=30, description="realized prices the champion needs before it is judged")
+    min_matched: int = Field(
+        default=30, description="realized prices the champion (and the challenger, paired) needs before it is judged"
+    )
+    alpha: float = Field(
+        default=0.05, gt=0, lt=1, description="the paired test's significance level for promoting the challenger"
+    )
 
 
 @dg.asset(
@@ -45,15 +53,34 @@ def online_evaluation(
     since = datetime.now(UTC) - timedelta(days=config.window_days)
     with prediction_log.reader() as log:
         served = log.served(since)
+        shadowed = log.shadowed(since)
     listings = warehouse.open().sample_labelled(None, ingested_after=since)
     matched = match_realized(served, listings)
     report = evaluate_online(matched)
-    champion = model_store.store().champion()
+    store = model_store.store()
+    champion, challenger = store.champion(), store.challenger()
     offline = float(champion.metrics["rmsle"]) if champion and "rmsle" in champion.metrics else None
     realized = report.rmsle_of(champion.version) if champion else None
     matched_by_champion = report.matched_of(champion.version) if champion else 0
+    verdict, reason, comparison = KEEP, "no challenger", {}
+    if champion and challenger:
+        paired = compare_challenger(matched, match_realized(shadowed, listings), champion.version, challenger.version)
+        promote, reason = paired.verdict(config.min_matched, config.alpha)
+        verdict = PROMOTE if promote else KEEP
+        comparison = {
+            "challenger_pairs": paired.pairs,
+            "challenger_paired_rmsle": paired.challenger_rmsle,
+            "champion_paired_rmsle": paired.champion_rmsle,
+            "challenger_closer": paired.challenger_wins,
+            "challenger_p_value": paired.p_value,
+        }
+    context.log.info(reason)
     yield dg.MaterializeResult(
         metadata={
+            "challenger_version": challenger.version if challenger else "",
+            "challenger_verdict": verdict,
+            "challenger_reason": reason,
+            **comparison,
             "served": len(served),
             "matched": len(matched),
             "champion_version": champion.version if champion else "",

@@ -74,6 +74,17 @@ def should_promote(metrics: dict[str, dict[str, float]], margin: float) -> tuple
     return False, f"candidate RMSLE {ours:.4f} does not beat champion {theirs:.4f} by more than {margin}; champion kept"
 
 
+def worth_a_shadow_trial(metrics: dict[str, dict[str, float]], within: float) -> tuple[bool, str]:
+    """A candidate the gate kept out becomes the challenger when it lost to the champion by less
+    than `within` RMSLE on the same rows: close enough that live traffic should decide."""
+    if CHAMPION not in metrics or within <= 0:
+        return False, "no challenger"
+    ours, theirs = metrics[CANDIDATE]["rmsle"], metrics[CHAMPION]["rmsle"]
+    if ours < theirs + within:
+        return True, f"challenger: candidate RMSLE {ours:.4f} within {within} of champion {theirs:.4f}"
+    return False, f"no challenger: candidate RMSLE {ours:.4f} not within {within} of champion {theirs:.4f}"
+
+
 def report_figures(test: pd.DataFrame, candidate: pd.DataFrame, report: EvalReport) -> dict[str, Figure]:
     """Predicted vs actual, and RMSLE by top-level category, by file name stem. Figures made without
     pyplot's global state, so a run in a sensor's or a service's thread draws safely."""

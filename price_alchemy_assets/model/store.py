@@ -3,6 +3,7 @@
 Layout under the store's location (a folder, or gs://bucket/path in production):
     models/<version>/        a PriceModel bundle (see bundle.py)
     champion.json            which version is the champion, and its provenance and metrics
+    challenger.json          a candidate the gate kept out that the service scores in shadow (optional)
 
 A pointer is replaced in one step (a rename on disk, one object write in GCS), so a reader sees
 the old champion or the new one, never half of either; a version is whole before it is named.
@@ -16,7 +17,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from price_alchemy_assets.listings.profile import ListingsProfile
 from price_alchemy_assets.model.bundle import PriceModel, read_reference
 
 CHAMPION_FILE = "champion.json"
+CHALLENGER_FILE = "challenger.json"
 BUNDLE_LAST_FILE = "model.json"
 """Uploaded last, so a GCS bundle holding it is whole."""
 CACHED_BUNDLES = 3
@@ -65,7 +67,10 @@ class ModelStore:
 
     @property
     def pointer_location(self) -> str:
-        return f"{self.location.rstrip('/')}/{CHAMPION_FILE}"
+        return self.location_of(CHAMPION_FILE)
+
+    def location_of(self, pointer: str) -> str:
+        return f"{self.location.rstrip('/')}/{pointer}"
 
     def version_location(self, version: str) -> str:
         raise NotImplementedError
@@ -74,11 +79,51 @@ class ModelStore:
         """Stores the bundle as `version`; returns its location (a ChampionRecord's model_path)."""
         raise NotImplementedError
 
-    def champion(self) -> ChampionRecord | None:
+    def _read_pointer(self, pointer: str) -> str | None:
         raise NotImplementedError
 
-    def promote(self, record: ChampionRecord) -> None:
+    def _write_pointer(self, pointer: str, text: str) -> None:
+        """Replaces the pointer in one step."""
         raise NotImplementedError
+
+    def _remove_pointer(self, pointer: str) -> None:
+        raise NotImplementedError
+
+    def pointer(self, pointer: str) -> ChampionRecord | None:
+        """The record `pointer` (CHAMPION_FILE or CHALLENGER_FILE) holds, None where there is none."""
+        text = self._read_pointer(pointer)
+        return None if text is None else ChampionRecord.from_json(text, self.location_of(pointer))
+
+    def champion(self) -> ChampionRecord | None:
+        return self.pointer(CHAMPION_FILE)
+
+    def challenger(self) -> ChampionRecord | None:
+        return self.pointer(CHALLENGER_FILE)
+
+    def promote(self, record: ChampionRecord) -> None:
+        """`record` becomes the champion in one step; a challenger pointer naming the same version
+        is then removed (it is the champion now)."""
+        self._write_pointer(CHAMPION_FILE, record.to_json())
+        challenger = self.challenger()
+        if challenger is not None and challenger.version == record.version:
+            self._remove_pointer(CHALLENGER_FILE)
+
+    def mark_challenger(self, record: ChampionRecord) -> None:
+        self._write_pointer(CHALLENGER_FILE, record.to_json())
+
+    def drop_challenger(self) -> None:
+        self._remove_pointer(CHALLENGER_FILE)
+
+    def promote_challenger(self, version: str, dagster_run_id: str = "") -> ChampionRecord | None:
+        """The challenger becomes the champion through the same one-step pointer swap, if the
+        challenger pointer still names `version` (it may have been replaced since it was judged);
+        the promoted record, or None when nothing was promoted."""
+        challenger = self.challenger()
+        if challenger is None or challenger.version != version:
+            return None
+        record = replace(challenger, promoted_at=now_iso(), dagster_run_id=dagster_run_id or challenger.dagster_run_id)
+        self.promote(record)
+        return record
 
     def bundle_dir(self, model_path: str) -> Path:
         """A local folder holding the bundle at `model_path`."""
@@ -129,18 +174,23 @@ class FolderModelStore(ModelStore):
         os.replace(staging, final)
         return str(final)
 
-    def champion(self) -> ChampionRecord | None:
-        pointer = self.root / CHAMPION_FILE
-        return ChampionRecord.from_json(pointer.read_text(), str(pointer)) if pointer.exists() else None
+    def _read_pointer(self, pointer: str) -> str | None:
+        try:
+            return (self.root / pointer).read_text()
+        except FileNotFoundError:
+            return None
 
-    def promote(self, record: ChampionRecord) -> None:
+    def _write_pointer(self, pointer: str, text: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".champion-", suffix=".json", dir=self.root)
+        handle, temporary = tempfile.mkstemp(prefix=f".{Path(pointer).stem}-", suffix=".json", dir=self.root)
         with os.fdopen(handle, "w") as out:
-            out.write(record.to_json())
+            out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, self.root / CHAMPION_FILE)
+        os.replace(temporary, self.root / pointer)
+
+    def _remove_pointer(self, pointer: str) -> None:
+        (self.root / pointer).unlink(missing_ok=True)
 
 
 class GcsModelStore(ModelStore):
@@ -168,12 +218,14 @@ class GcsModelStore(ModelStore):
             gcs.upload_folder(self.client, Path(staging), self.url.child("models", version), BUNDLE_LAST_FILE)
         return self.version_location(version)
 
-    def champion(self) -> ChampionRecord | None:
-        text = gcs.read_text(self.client, self.url.child(CHAMPION_FILE))
-        return None if text is None else ChampionRecord.from_json(text, self.pointer_location)
+    def _read_pointer(self, pointer: str) -> str | None:
+        return gcs.read_text(self.client, self.url.child(pointer))
 
-    def promote(self, record: ChampionRecord) -> None:
-        gcs.write_text(self.client, self.url.child(CHAMPION_FILE), record.to_json())
+    def _write_pointer(self, pointer: str, text: str) -> None:
+        gcs.write_text(self.client, self.url.child(pointer), text)
+
+    def _remove_pointer(self, pointer: str) -> None:
+        gcs.delete(self.client, self.url.child(pointer))
 
     def bundle_dir(self, model_path: str) -> Path:
         if not gcs.is_gcs(model_path):

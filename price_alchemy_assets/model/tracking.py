@@ -17,6 +17,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
@@ -25,6 +26,7 @@ from price_alchemy_assets.model.bundle import PriceModel
 from price_alchemy_assets.model.tuning import Trial
 
 CHAMPION_ALIAS = "champion"
+CHALLENGER_ALIAS = "challenger"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 MODEL_RUNTIME = ("lightgbm", "scikit-learn", "scipy", "numpy", "pandas", "joblib", "threadpoolctl")
 """What loading and scoring a bundle imports (price_alchemy_assets.model.bundle and what it imports),
@@ -169,4 +171,20 @@ class ExperimentTracker:
         return f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
     def set_champion(self, version: str) -> None:
+        """The alias follows the champion pointer; a challenger alias on the same version goes (it won)."""
         self.client.set_registered_model_alias(self.registered_model, CHAMPION_ALIAS, version)
+        if self.alias_version(CHALLENGER_ALIAS) == version:
+            self.client.delete_registered_model_alias(self.registered_model, CHALLENGER_ALIAS)
+
+    def set_challenger(self, version: str | None) -> None:
+        """The alias follows the challenger pointer; None removes it."""
+        if version:
+            self.client.set_registered_model_alias(self.registered_model, CHALLENGER_ALIAS, version)
+        elif self.alias_version(CHALLENGER_ALIAS) is not None:
+            self.client.delete_registered_model_alias(self.registered_model, CHALLENGER_ALIAS)
+
+    def alias_version(self, alias: str) -> str | None:
+        try:
+            return self.client.get_model_version_by_alias(self.registered_model, alias).version
+        except MlflowException:  # no such alias (or no such registered model)
+            return None

@@ -8,6 +8,12 @@ before it was ingested (a seller who asked twice kept the last answer); each sug
 once. Per model version and ISO week of the suggestion: matched listings, RMSLE of the suggested
 against the realized price, the share of realized prices inside the suggested range, and how far
 sellers went from the suggestion (median of realized / suggested - 1).
+
+A challenger scored in shadow has its prices logged beside the champion's for the same requests
+(the shadow log, same fields and times). Matched the same way, each listing has both models'
+suggestions and one realized price: a paired comparison, so the listings' own difficulty cancels.
+The challenger wins when it has enough pairs, a lower RMSLE on them, and a one-sided Wilcoxon
+signed-rank test on the per-listing squared log errors says the champion's are larger (p < alpha).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.model.metrics import rmsle
@@ -41,7 +48,7 @@ def match_realized(served: pd.DataFrame, listings: pd.DataFrame) -> pd.DataFrame
     """Each priced listing with the suggestion it got: model_version, logged_at, the suggested
     price and range, the realized price. `served` as PredictionLogReader.served gives it,
     `listings` as the warehouse does (with price and ingested_at)."""
-    columns = ["model_version", "logged_at", "suggested", "low", "high", "realized"]
+    columns = ["model_version", "logged_at", "suggested", "low", "high", "realized", "key", "ingested_at"]
     if served.empty or listings.empty:
         return pd.DataFrame(columns=columns)
     listings = listings[listings["price"] > 0]
@@ -113,3 +120,61 @@ def _measures(matched: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
             ]
         )
     return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass(frozen=True)
+class ChallengerComparison:
+    """The champion and the challenger on the same listings' realized prices."""
+
+    champion_version: str
+    challenger_version: str
+    pairs: int
+    champion_rmsle: float
+    challenger_rmsle: float
+    challenger_wins: int
+    """Listings where the challenger's suggestion was closer (in log price) to the realized price."""
+    p_value: float
+    """One-sided Wilcoxon signed-rank: the champion's squared log errors are larger (1.0 with no pairs)."""
+
+    def verdict(self, min_pairs: int, alpha: float) -> tuple[bool, str]:
+        """(promote the challenger?, why) with at least `min_pairs` and p < `alpha`."""
+        summary = (
+            f"challenger {self.challenger_version} RMSLE {self.challenger_rmsle:.4f} against champion "
+            f"{self.champion_version} {self.champion_rmsle:.4f} on {self.pairs} listings "
+            f"(closer on {self.challenger_wins}), p = {self.p_value:.3g}"
+        )
+        if self.pairs < min_pairs:
+            return False, f"not judged: {self.pairs} paired realized prices, {min_pairs} needed"
+        if self.challenger_rmsle < self.champion_rmsle and self.p_value < alpha:
+            return True, f"promote: {summary} < {alpha}"
+        return False, f"keep the champion: {summary}"
+
+
+def compare_challenger(
+    champion_matched: pd.DataFrame, challenger_matched: pd.DataFrame, champion_version: str, challenger_version: str
+) -> ChallengerComparison:
+    """`champion_matched` and `challenger_matched` as match_realized gives them for the served log and
+    the shadow log; a pair is one realized listing (fingerprint and ingest time) with the last
+    suggestion of each model before it."""
+    ours = champion_matched[champion_matched["model_version"] == champion_version]
+    theirs = challenger_matched[challenger_matched["model_version"] == challenger_version]
+    one_each = ["key", "ingested_at"]
+    pairs = ours.drop_duplicates(one_each).merge(
+        theirs.drop_duplicates(one_each), on=one_each, suffixes=("_champion", "_challenger")
+    )
+    realized = np.log1p(pairs["realized_champion"].to_numpy(float))
+    champion_error = (np.log1p(pairs["suggested_champion"].to_numpy(float)) - realized) ** 2
+    challenger_error = (np.log1p(pairs["suggested_challenger"].to_numpy(float)) - realized) ** 2
+    difference = champion_error - challenger_error
+    p_value = 1.0
+    if np.any(difference != 0):
+        p_value = float(stats.wilcoxon(difference, alternative="greater").pvalue)
+    return ChallengerComparison(
+        champion_version,
+        challenger_version,
+        len(pairs),
+        float(np.sqrt(champion_error.mean())) if len(pairs) else float("nan"),
+        float(np.sqrt(challenger_error.mean())) if len(pairs) else float("nan"),
+        int((difference > 0).sum()),
+        p_value,
+    )

@@ -1,4 +1,4 @@
-"""The prediction log's table: what the service writes (service/prediction_log.py) and what
+"""The prediction log's tables: what the service writes (service/prediction_log.py) and what
 monitoring reads as live traffic (monitoring/traffic.py). Defined here, below both, so the
 reader needs nothing of the service."""
 
@@ -9,25 +9,35 @@ from pathlib import Path
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
-predictions = sa.Table(
-    "predictions",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("request_id", sa.String(36), nullable=False),
-    sa.Column("route", sa.String(40), nullable=False),
-    sa.Column("model_version", sa.String(100), nullable=False, index=True),
-    sa.Column("latency_ms", sa.Float, nullable=False),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("item_condition_id", sa.Integer, nullable=False),
-    sa.Column("category_name", sa.Text),
-    sa.Column("brand_name", sa.Text),
-    sa.Column("shipping", sa.Integer, nullable=False),
-    sa.Column("item_description", sa.Text),
-    sa.Column("price", sa.Float, nullable=False),
-    sa.Column("price_low", sa.Float, nullable=False),
-    sa.Column("price_high", sa.Float, nullable=False),
-)
+
+
+def _log_table(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False, index=True),
+        sa.Column("request_id", sa.String(36), nullable=False),
+        sa.Column("route", sa.String(40), nullable=False),
+        sa.Column("model_version", sa.String(100), nullable=False, index=True),
+        sa.Column("latency_ms", sa.Float, nullable=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("item_condition_id", sa.Integer, nullable=False),
+        sa.Column("category_name", sa.Text),
+        sa.Column("brand_name", sa.Text),
+        sa.Column("shipping", sa.Integer, nullable=False),
+        sa.Column("item_description", sa.Text),
+        sa.Column("price", sa.Float, nullable=False),
+        sa.Column("price_low", sa.Float, nullable=False),
+        sa.Column("price_high", sa.Float, nullable=False),
+    )
+
+
+predictions = _log_table("predictions")
+shadow_predictions = _log_table("shadow_predictions")
+"""The challenger's prices for the same requests, in the same shape: request_id and logged_at are
+the champion's row's (a table of its own, so a log written before challengers existed needs no
+migration: the service creates it beside the first)."""
 
 LOGGED_COLUMNS = [column.name for column in predictions.columns if column.name != "id"]
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.listings.profile import CATEGORICAL, TEXT, ListingsProfile
-from price_alchemy_assets.monitoring.prediction_log_table import prediction_log_engine, predictions
+from price_alchemy_assets.monitoring.prediction_log_table import prediction_log_engine, predictions, shadow_predictions
 
 _MEASURES = {
     **{feature: predictions.c[feature] for feature in CATEGORICAL},
@@ -94,10 +94,17 @@ class PredictionLogReader:
     def served(self, logged_after: datetime) -> pd.DataFrame:
         """Every suggestion logged after a moment: seller fields, the suggested price and range, the
         model version and when, for matching with the prices listings later asked."""
+        return self._suggestions(predictions, logged_after)
+
+    def shadowed(self, logged_after: datetime) -> pd.DataFrame:
+        """The challenger's suggestions for the same requests, as `served` gives the champion's."""
+        return self._suggestions(shadow_predictions, logged_after)
+
+    def _suggestions(self, table: sa.Table, logged_after: datetime) -> pd.DataFrame:
         columns = [*SELLER_FIELDS, "price", "price_low", "price_high", "model_version", "logged_at"]
-        if self.engine is None:
+        if self.engine is None or not sa.inspect(self.engine).has_table(table.name):
             return pd.DataFrame(columns=columns)
-        query = sa.select(*(predictions.c[column] for column in columns)).where(predictions.c.logged_at > logged_after)
+        query = sa.select(*(table.c[column] for column in columns)).where(table.c.logged_at > logged_after)
         with self.engine.connect() as connection:
             frame = pd.DataFrame(connection.execute(query).all(), columns=columns)
         frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)

@@ -71,6 +71,7 @@ from price_alchemy_assets.service.schemas import (
     ReloadResult,
     TypicalPriceOut,
 )
+from price_alchemy_assets.service.shadow import ShadowScorer
 from price_alchemy_assets.settings import Settings
 
 SELLER_PAGE = Path(__file__).with_name("seller_page.html")
@@ -78,16 +79,18 @@ log = logging.getLogger(__name__)
 
 
 class PriceService:
-    """What the handlers share: the champion, the inference batcher, the explanation process and
-    the prediction log."""
+    """What the handlers share: the champion, the inference batcher, the explanation process, the
+    challenger's shadow and the prediction log."""
 
     def __init__(self, settings: Settings) -> None:
         self.config = settings.service
         self.explanations = ExplanationWorker(self.config.explain_queue)
-        self.champion = ChampionWatcher(
-            settings.open_model_store(), self.config.reload_seconds, on_outcome=self._reloaded
+        store = settings.open_model_store()
+        self.champion = ChampionWatcher(store, self.config.reload_seconds, on_outcome=self._reloaded)
+        self.shadow = ShadowScorer(
+            store, self.config.prediction_log, self.config.shadow_queue, self.config.reload_seconds
         )
-        self.batcher = InferenceBatcher(lambda: self.champion.current)
+        self.batcher = InferenceBatcher(lambda: self.champion.current, on_priced=self.shadow.score)
         self.prediction_log = PredictionLog(self.config.prediction_log)
         # request ids: this process's random prefix and a counter (uuid4 per request costs a syscall)
         self.instance_id, self.request_numbers = uuid.uuid4().hex[:12], itertools.count(1)
@@ -95,11 +98,13 @@ class PriceService:
     async def start(self) -> None:
         self.prediction_log.start()
         self.champion.start()
+        self.shadow.start()
         await self.batcher.start()
 
     async def stop(self) -> None:
         await self.batcher.stop()
         self.champion.stop()
+        self.shadow.stop()
         self.explanations.stop()
         self.prediction_log.close()
 
@@ -131,6 +136,7 @@ class PriceService:
             served = self.served()
             started = time.perf_counter()
             predicted, explanation, comparables = await self.explanations.explain(served.bundle_dir, record)
+        self.shadow.score([record])
         [suggestion] = self._answered([record], predicted[None], served.version, "predict_explain", started)
         return suggestion, explanation, comparables, served
 
@@ -237,6 +243,7 @@ async def health(service: PriceService) -> Health:
         model_version=current.version if current else None,
         last_reload_error=service.champion.last_error,
         prediction_log=log_stats,
+        shadow=service.shadow.stats(),
     )
 
 

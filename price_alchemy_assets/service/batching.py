@@ -26,8 +26,15 @@ class _Job:
 
 
 class InferenceBatcher:
-    def __init__(self, current_model: Callable[[], ServedModel | None], max_listings: int = 2048) -> None:
-        self.current_model, self.max_listings = current_model, max_listings
+    def __init__(
+        self,
+        current_model: Callable[[], ServedModel | None],
+        max_listings: int = 2048,
+        on_priced: Callable[[list[dict]], None] | None = None,
+    ) -> None:
+        """`on_priced` hears each model call's listings, on the inference thread, after the call
+        (the challenger's shadow: it must not block)."""
+        self.current_model, self.max_listings, self.on_priced = current_model, max_listings, on_priced
         self._queue: asyncio.Queue[_Job] | None = None
         self._worker: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
@@ -59,7 +66,7 @@ class InferenceBatcher:
             try:
                 if served is None:
                     raise RuntimeError("no champion loaded")
-                predicted = await loop.run_in_executor(self._executor, _predict_all, served, jobs)
+                predicted = await loop.run_in_executor(self._executor, _predict_all, served, jobs, self.on_priced)
             except Exception as error:  # the callers see the failure; the batcher keeps going
                 for job in jobs:
                     if not job.future.done():
@@ -70,11 +77,15 @@ class InferenceBatcher:
                     job.future.set_result((result, served.version))
 
 
-def _predict_all(served: ServedModel, jobs: list[_Job]) -> list[np.ndarray]:
+def _predict_all(
+    served: ServedModel, jobs: list[_Job], on_priced: Callable[[list[dict]], None] | None
+) -> list[np.ndarray]:
     """One model call for every job's listings, passed as columns (no frame: building one costs a
     lone listing a quarter of its price); each job gets its slice back."""
     listings = [row for job in jobs for row in job.listings]
     columns = {field: [row.get(field) for row in listings] for field in SELLER_FIELDS}
     predicted = served.model.price_range(served.model.predict_log(columns))
+    if on_priced is not None:
+        on_priced(listings)
     bounds = np.cumsum([0] + [len(job.listings) for job in jobs])
     return [predicted[start:end] for start, end in zip(bounds[:-1], bounds[1:], strict=True)]

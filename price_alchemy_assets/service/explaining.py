@@ -2,8 +2,8 @@
 
 An explanation walks the champion's trees in Python (milliseconds a listing). On the inference
 thread it queued prices behind it; on another thread of the service it would still hold the
-interpreter lock prices need. In a child process at nice 19 it takes only CPU that prices leave
-idle. The child loads the champion's bundle from the folder the service loaded it from, the way
+interpreter lock prices need. In a child process at nice 19 (child_process.py) it takes only CPU
+that prices leave idle. The child loads the champion's bundle from the folder the service loaded it from, the way
 every consumer does (PriceModel.load), ahead of the first request. At most `max_waiting`
 explanations wait or run; one more is a 503 with Retry-After, not an ever longer queue.
 """
@@ -12,13 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import os
-import signal
-import threading
-import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,9 +23,10 @@ import pandas as pd
 from litestar.exceptions import ServiceUnavailableException
 
 from price_alchemy_assets.listings.columns import SELLER_FIELDS
-from price_alchemy_assets.model.bundle import PriceModel, limit_blas_threads
+from price_alchemy_assets.model.bundle import PriceModel
 from price_alchemy_assets.model.comparables import Comparable
 from price_alchemy_assets.model.explain import PriceExplainer, PriceExplanation
+from price_alchemy_assets.service.child_process import low_priority_process
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +46,7 @@ class ExplanationWorker:
     def __init__(self, max_waiting: int = 4) -> None:
         self.max_waiting = max_waiting
         self._waiting = 0
-        self._pool = self._new_pool()
-
-    @staticmethod
-    def _new_pool() -> ProcessPoolExecutor:
-        # spawn: the service has threads running, and a fork would copy their held locks
-        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_started)
+        self._pool = low_priority_process()
 
     def load(self, bundle_dir: Path) -> Future:
         """Load a new champion in the child now, not on the first explanation that needs it."""
@@ -79,7 +70,7 @@ class ExplanationWorker:
             return await asyncio.wrap_future(self._pool.submit(_explain, str(bundle_dir), listing))
         except BrokenProcessPool:  # the child died (killed, out of memory): start another for the next request
             log.error("the explanation process died; starting a new one")
-            self._pool = self._new_pool()
+            self._pool = low_priority_process()
             raise ExplanationsBusy("the explanation process restarted; try again shortly") from None
 
     def stop(self) -> None:
@@ -87,20 +78,6 @@ class ExplanationWorker:
 
 
 _loaded: tuple[str, PriceExplainer] | None = None
-
-
-def _worker_started() -> None:
-    os.nice(19)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the service stops us
-    limit_blas_threads()
-    threading.Thread(target=_exit_with_the_service, args=(os.getppid(),), daemon=True).start()
-
-
-def _exit_with_the_service(service_pid: int) -> None:
-    """A service killed outright (SIGKILL, out of memory) cannot stop us: go when it is gone."""
-    while os.getppid() == service_pid:
-        time.sleep(1)
-    os._exit(0)
 
 
 def _explainer(bundle_dir: str) -> PriceExplainer:

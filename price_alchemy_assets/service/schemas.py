@@ -110,6 +110,9 @@ class Health(msgspec.Struct):
     model_version: str | None
     last_reload_error: str | None
     prediction_log: dict[str, int | str | None]
+    shadow: dict[str, int | str | None]
+    """The challenger scored in shadow (challenger.json): its version, listings scored, skipped
+    (too many were waiting), failed and waiting, and the last error."""
 
 
 class ReloadResult(msgspec.Struct):
