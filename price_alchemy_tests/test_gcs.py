@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -37,6 +38,16 @@ def test_model_store_round_trip_and_local_cache(gcs_bucket, tmp_path):
     assert record.model_path == f"gs://{gcs_bucket}/store/models/v1"
     assert "store/models/v1/model.json" in objects(gcs_bucket)
     assert store.champion() == record
+
+    # the challenger's pointer beside the champion's; promoting it is one write of champion.json
+    store.mark_challenger(replace(record, version="v1-challenger"))
+    assert store.challenger().version == "v1-challenger" and "store/challenger.json" in objects(gcs_bucket)
+    assert store.promote_challenger("another") is None and store.champion() == record  # not the one judged
+    promoted = store.promote_challenger("v1-challenger", dagster_run_id="run-7")
+    assert store.champion() == promoted and promoted.dagster_run_id == "run-7"
+    assert store.challenger() is None and "store/challenger.json" not in objects(gcs_bucket)
+    store.drop_challenger()  # none left: no error
+    store.promote(record)
 
     # another process (the service, the sensor) finds the champion and loads the same bundle
     reader = open_model_store(f"gs://{gcs_bucket}/store", cache_dir=tmp_path / "reader-cache")
