@@ -9,9 +9,10 @@ once. Per model version and ISO week of the suggestion: matched listings, RMSLE 
 against the realized price, the share of realized prices inside the suggested range, and how far
 sellers went from the suggestion (median of realized / suggested - 1).
 
-A challenger scored in shadow has its prices logged beside the champion's for the same requests
-(the shadow log, same fields and times). Matched the same way, each listing has both models'
-suggestions and one realized price: a paired comparison, so the listings' own difficulty cancels.
+A challenger scored in shadow has its prices for the same listings in the shadow log (same fields,
+logged a moment after the champion's). Matched the same way, each realized listing has both models'
+last suggestions before it and one realized price: a paired comparison, so the listings' own
+difficulty cancels.
 The challenger wins when it has enough pairs, a lower RMSLE on them, and a one-sided Wilcoxon
 signed-rank test on the per-listing squared log errors says the champion's are larger (p < alpha).
 """

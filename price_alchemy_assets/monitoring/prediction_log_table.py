@@ -35,9 +35,10 @@ def _log_table(name: str) -> sa.Table:
 
 predictions = _log_table("predictions")
 shadow_predictions = _log_table("shadow_predictions")
-"""The challenger's prices for the same requests, in the same shape: request_id and logged_at are
-the champion's row's (a table of its own, so a log written before challengers existed needs no
-migration: the service creates it beside the first)."""
+"""The challenger's prices for the listings the champion priced, in the same shape: request_id and
+logged_at are the shadow's own (one id per hand-over, the time of the hand-over, after the
+champion's); online_evaluation pairs the two by listing, not by request. A table of its own, so a
+log written before challengers existed needs no migration: the shadow process creates it."""
 
 LOGGED_COLUMNS = [column.name for column in predictions.columns if column.name != "id"]
 
