@@ -5,15 +5,20 @@ Runs in one process with the in-process executor; a sampler thread reads this pr
 every 0.2 s and each step gets the peak seen between its start and end events.
 
     .venv/bin/python benchmarks/scale.py --rows 1500000 --output docs/benchmarks/scale.md
+
+`--keep-champion DIR` copies the champion into a model store at DIR, for the service measured at
+this scale (benchmarks/service_at_scale.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import shutil
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +28,8 @@ import pandas as pd
 from price_alchemy_assets.definitions import MAIN_JOB, defs
 from price_alchemy_assets.defs.resources import resources_under
 from price_alchemy_assets.listings.synthetic import write_synthetic_listings
+from price_alchemy_assets.model.store import FolderModelStore, ModelStore
+from price_alchemy_assets.settings import Settings
 from price_alchemy_assets.warehouse.ingest import ingest_listings_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,10 +52,18 @@ class RssSampler(threading.Thread):
         return max(inside) if inside else float("nan")
 
 
+def keep_champion(store: ModelStore, kept: FolderModelStore) -> None:
+    """The champion's bundle and pointer, copied into `kept` (the job's store is temporary)."""
+    record = store.champion()
+    shutil.copytree(record.model_path, kept.version_location(record.version))
+    kept.promote(replace(record, model_path=kept.version_location(record.version)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_500_000)
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--keep-champion", type=Path, help="a folder: the champion's model store is copied there")
     args = parser.parse_args()
     sampler = RssSampler()
     sampler.start()
@@ -80,6 +95,8 @@ def main() -> None:
                 instance=instance, resources=resources, raise_on_error=False
             )
             events = instance.all_logs(result.run_id)
+        if args.keep_champion and result.success:
+            keep_champion(Settings.defaults(root).open_model_store(), FolderModelStore(args.keep_champion))
         job_seconds = time.time() - started
         starts = {
             e.step_key: e.timestamp

@@ -123,11 +123,45 @@ def wrk_script(bodies: list[dict], path: Path) -> Path:
     return path
 
 
-def run_wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> dict:
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU time (user + system) of each of the process's threads so far, by thread id."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+        seconds[int(task.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
+
+
+def cpu_per_request(pid: int, before: dict[int, float], after: dict[int, float], requests: float) -> dict:
+    """Microseconds of CPU per request: the event loop (the main thread), the busiest other thread
+    (for POST /predict, the inference thread) and every other thread together."""
+    used = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
+    loop = used.pop(pid, 0.0)
+    busiest = max(used.values(), default=0.0)
+    per = 1e6 / requests
+    return {"loop": loop * per, "busiest": busiest * per, "others": (sum(used.values()) - busiest) * per}
+
+
+def run_wrk(url: str, seconds: int, connections: int, script: Path | None = None, watch: int | None = None) -> dict:
+    """Closed-loop load; with `watch` (the server's pid), its CPU per request by thread over the
+    run's middle (a second in from each end)."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if script:
         command[1:1] = ["-s", str(script)]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    wrk = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cpu = None
+    if watch is not None and seconds > 4:
+        time.sleep(1)
+        before, started = thread_cpu_seconds(watch), time.monotonic()
+        time.sleep(seconds - 2)
+        cpu = (before, thread_cpu_seconds(watch), time.monotonic() - started)
+    output, errors = wrk.communicate()
+    if wrk.returncode:
+        raise RuntimeError(f"wrk failed: {errors}")
 
     def latency_ms(label: str) -> float:
         value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
@@ -136,12 +170,14 @@ def run_wrk(url: str, seconds: int, connections: int, script: Path | None = None
     requests = int(re.search(r"(\d+) requests in", output).group(1))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     return {
         "requests": requests,
-        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "requests_per_s": rate,
         "p50_ms": latency_ms("50%"),
         "p99_ms": latency_ms("99%"),
         "errors": (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket.groups())) if socket else 0),
+        "cpu_us": cpu_per_request(watch, cpu[0], cpu[1], rate * cpu[2]) if cpu else {},
     }
 
 
@@ -223,8 +259,8 @@ def measure(service, client, bodies: list[dict], root: Path, seconds: int, paced
         f"{service.url}/predict", bodies[0], root / "lone.json", paced_seconds, workers=32, per_worker_rate=10
     )
     paced_health = run_hey(f"{service.url}/health", None, root / "none", paced_seconds, workers=32, per_worker_rate=10)
-    health = run_wrk(f"{service.url}/health", seconds, CONNECTIONS)
-    predict = run_wrk(f"{service.url}/predict", seconds, CONNECTIONS, root / "predict.lua")
+    health = run_wrk(f"{service.url}/health", seconds, CONNECTIONS, watch=service.process.pid)
+    predict = run_wrk(f"{service.url}/predict", seconds, CONNECTIONS, root / "predict.lua", service.process.pid)
     batch = {"listings": bodies[:1000]}
     client.post("/predict/batch", json=batch).raise_for_status()
     batch_ms = []
@@ -242,6 +278,11 @@ def measure(service, client, bodies: list[dict], root: Path, seconds: int, paced
         "closed-loop req/s": predict["requests_per_s"],
         "/health req/s": health["requests_per_s"],
         "share of /health": predict["requests_per_s"] / health["requests_per_s"],
+        "/health CPU us: event loop": health["cpu_us"]["loop"],
+        "/health CPU us: other threads": health["cpu_us"]["busiest"] + health["cpu_us"]["others"],
+        "/predict CPU us: event loop": predict["cpu_us"]["loop"],
+        "/predict CPU us: inference": predict["cpu_us"]["busiest"],
+        "/predict CPU us: other threads": predict["cpu_us"]["others"],
         "batch 1,000 median ms": float(np.median(batch_ms)),
         "errors": lone["errors"] + paced["errors"] + paced_health["errors"] + health["errors"] + predict["errors"],
     }
@@ -403,6 +444,21 @@ def main() -> None:
             "batch 1,000 ms (<= 150)": ours["batch 1,000 median ms"],
         }
     )
+    ours_all = table[table["server"].isin(list(services))]
+    health_cpu = ours_all["/health CPU us: event loop"] + ours_all["/health CPU us: other threads"]
+    predict_parts = ["/predict CPU us: event loop", "/predict CPU us: inference", "/predict CPU us: other threads"]
+    predict_cpu = ours_all[predict_parts].sum(axis=1)
+    where = ours_all[["round", "server"]].assign(
+        **{
+            "/health: CPU us a request": health_cpu,
+            "/predict: event loop": ours_all[predict_parts[0]],
+            "inference thread": ours_all[predict_parts[1]],
+            "other threads": ours_all[predict_parts[2]],
+            "/predict: CPU us a request": predict_cpu,
+            "share these costs allow": health_cpu / predict_cpu,
+            "share measured": ours_all["share of /health"],
+        }
+    )
     report = (
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `.venv/bin/python benchmarks/service.py "
         f"{'--baseline ' + args.baseline + ' ' if args.baseline else ''}--output docs/benchmarks/service.md` "
@@ -414,6 +470,12 @@ def main() -> None:
         + table.to_markdown(index=False, floatfmt=".2f")
         + "\n\nThe objective, per round:\n\n"
         + objective.to_markdown(floatfmt=".2f")
+        + "\n\nWhere a request's time goes under closed-loop load: CPU per request of each of the service's "
+        "threads, read from /proc over the wrk run's middle (the event loop is the main thread; under POST "
+        "/predict the busiest other thread is the inference thread; the others write the access log and the "
+        "prediction log). The threads share one interpreter lock, so these add up to what one core "
+        "serves:\n\n"
+        + where.to_markdown(index=False, floatfmt=("", "", *[".0f"] * 5, ".2f", ".2f"))
         + "\n\nService RSS after the runs: "
         + ", ".join(
             f"{name} {rss:.0f} MB (peak {peak:.0f} MB), its child processes {children:.0f} MB"

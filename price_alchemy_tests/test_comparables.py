@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from price_alchemy_assets.model.comparables import MIN_SIMILARITY, Comparable, ComparableListings, position_among
 
@@ -86,6 +87,10 @@ def test_saved_and_loaded_it_finds_the_same(index, tmp_path):
     query = listing("Nike shoes", "Men/Shoes/Athletic", None, 2, "Nike")
     assert loaded.find(query) == index.find(query) and len(loaded) == len(TRAINING)
     assert ComparableListings.load(tmp_path / "elsewhere") is None  # a bundle made before comparables
+    # a bundle saved when the vectors were kept by row (CSR) loads and finds the same
+    vectors = tmp_path / "comparables" / "vectors.npz"
+    sp.save_npz(vectors, sp.load_npz(vectors).tocsr())
+    assert ComparableListings.load(tmp_path).find(query) == index.find(query)
 
 
 def test_position_counts_the_comparables_that_asked_less(index):

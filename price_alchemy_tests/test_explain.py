@@ -61,8 +61,11 @@ def test_tree_shapley_values_are_exact_on_deep_trees(featurized):
     trees = BoostedTrees(booster)
     empty = booster.predict(_empty(x.shape[1]))[0]
     predicted = booster.predict(x[:150])
-    # the full featurizer's wider rows give the trees' prices unchanged
+    # the full featurizer's wider rows give the trees' prices unchanged, on one thread (a few rows)
+    # as on LightGBM's threads (a large batch)
     np.testing.assert_array_equal(trees.predict(wide[:150]), predicted)
+    np.testing.assert_array_equal(trees.predict(wide[:1]), predicted[:1])
+    np.testing.assert_array_equal(trees.predict(wide[:1000]), booster.predict(x[:1000]))
     for i in range(150):
         row = x[i]
         at_empty, at_listing, values = trees.attribute(row)

@@ -164,10 +164,9 @@ def test_nothing_served_or_nothing_priced_is_an_empty_report():
     assert report.by_week.empty and report.to_markdown().startswith("No served suggestion")
 
 
-@pytest.mark.parametrize("backends", ["sqlite+duckdb", pytest.param("postgresql+bigquery", marks=pytest.mark.bigquery)])
-def test_the_asset_measures_what_sellers_later_asked(backends, request, tmp_path):
-    """Sellers ask the real service; later the same listings arrive in the warehouse with the
-    prices they asked (the synthetic market's, so known); online_evaluation matches the two."""
+def backend_resources(backends: str, request, tmp_path) -> tuple[dict, str]:
+    """Resources with the prediction log and warehouse `backends` names, and the log's URL: a
+    SQLite file and DuckDB, or PostgreSQL (127.0.0.1:5432) and the BigQuery emulator."""
     resources = resources_under(tmp_path)
     log_url = f"sqlite:///{tmp_path / 'predictions.sqlite'}"
     if backends == "postgresql+bigquery":
@@ -175,7 +174,14 @@ def test_the_asset_measures_what_sellers_later_asked(backends, request, tmp_path
         log_url = f"postgresql://{db['user']}@{db['host']}:{db['port']}/{db['db']}"
         request.getfixturevalue("bigquery_env")
         resources |= {"warehouse": warehouse_resource(load_settings())}
-    resources |= {"prediction_log": PredictionLogResource(url=log_url)}
+    return resources | {"prediction_log": PredictionLogResource(url=log_url)}, log_url
+
+
+@pytest.mark.parametrize("backends", ["sqlite+duckdb", pytest.param("postgresql+bigquery", marks=pytest.mark.bigquery)])
+def test_the_asset_measures_what_sellers_later_asked(backends, request, tmp_path):
+    """Sellers ask the real service; later the same listings arrive in the warehouse with the
+    prices they asked (the synthetic market's, so known); online_evaluation matches the two."""
+    resources, log_url = backend_resources(backends, request, tmp_path)
     store = resources["model_store"].store()
     record = train_champion(store, "v1", seed=31)
 
@@ -220,13 +226,12 @@ def test_the_asset_measures_what_sellers_later_asked(backends, request, tmp_path
     assert not check.passed and f"realized RMSLE {expected:.4f} on {priced.sum()} listings" in check.description
 
 
-def test_a_challenger_in_shadow_is_promoted_on_realized_prices(tmp_path):
+@pytest.mark.parametrize("backends", ["sqlite+duckdb", pytest.param("postgresql+bigquery", marks=pytest.mark.bigquery)])
+def test_a_challenger_in_shadow_is_promoted_on_realized_prices(backends, request, tmp_path):
     """The real service prices with a weak champion and scores a stronger challenger in shadow; when
     the listings arrive with their prices, online_evaluation's paired test prefers the challenger,
     the sensor asks for a promotion run, the run swaps the pointer, and the service follows it."""
-    resources = resources_under(tmp_path)
-    log_url = f"sqlite:///{tmp_path / 'predictions.sqlite'}"
-    resources |= {"prediction_log": PredictionLogResource(url=log_url)}
+    resources, log_url = backend_resources(backends, request, tmp_path)
     store = resources["model_store"].store()
     train_champion(store, "weak", seed=41, rows=400)
     strong = train_champion(store, "strong", seed=42, promote=False)
