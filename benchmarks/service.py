@@ -136,6 +136,9 @@ def thread_cpu_seconds(pid: int) -> dict[int, float]:
     return seconds
 
 
+CPU_PARTS = ("loop", "busiest", "others")
+
+
 def cpu_per_request(pid: int, before: dict[int, float], after: dict[int, float], requests: float) -> dict:
     """Microseconds of CPU per request: the event loop (the main thread), the busiest other thread
     (for POST /predict, the inference thread) and every other thread together."""
@@ -143,7 +146,7 @@ def cpu_per_request(pid: int, before: dict[int, float], after: dict[int, float],
     loop = used.pop(pid, 0.0)
     busiest = max(used.values(), default=0.0)
     per = 1e6 / requests
-    return {"loop": loop * per, "busiest": busiest * per, "others": (sum(used.values()) - busiest) * per}
+    return dict(zip(CPU_PARTS, (loop * per, busiest * per, (sum(used.values()) - busiest) * per), strict=True))
 
 
 def run_wrk(url: str, seconds: int, connections: int, script: Path | None = None, watch: int | None = None) -> dict:
@@ -177,7 +180,7 @@ def run_wrk(url: str, seconds: int, connections: int, script: Path | None = None
         "p50_ms": latency_ms("50%"),
         "p99_ms": latency_ms("99%"),
         "errors": (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket.groups())) if socket else 0),
-        "cpu_us": cpu_per_request(watch, cpu[0], cpu[1], rate * cpu[2]) if cpu else {},
+        "cpu_us": cpu_per_request(watch, cpu[0], cpu[1], rate * cpu[2]) if cpu else dict.fromkeys(CPU_PARTS, np.nan),
     }
 
 
