@@ -54,13 +54,18 @@ print(json.dumps({"load s": loaded, "p50 ms": float(np.median(ms)), "p99 ms": fl
 """
 
 
+def folder_mb(folder: str | Path) -> float:
+    """What the files under `folder` take on disk, in MiB."""
+    return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file()) / 2**20
+
+
 def measure(listings: pd.DataFrame, queries: pd.DataFrame, label: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="price-alchemy-comparables-") as folder:
         started = time.perf_counter()
         index = ComparableListings.fit(listings)
         built = time.perf_counter() - started
         index.save(folder)
-        size = sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file()) / 2**20
+        size = folder_mb(folder)
         queries.to_parquet(Path(folder) / "queries.parquet")
         done = subprocess.run(
             [sys.executable, "-c", _LOOKUP, folder, str(Path(folder) / "queries.parquet")],

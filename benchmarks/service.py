@@ -96,7 +96,12 @@ def champion_into(store: FolderModelStore) -> tuple[ChampionRecord, str]:
 def request_bodies(count: int) -> list[dict]:
     genuine = SHARED / "mercari_test_sample.tsv"
     frame = read_listings(genuine) if genuine.is_file() else market(count, seed=4)
-    frame = frame[list(SELLER_FIELDS)].head(count)
+    return listing_bodies(frame.head(count))
+
+
+def listing_bodies(frame: pd.DataFrame) -> list[dict]:
+    """Listings as the JSON bodies a seller sends: the seller's fields, empty optional ones left out."""
+    frame = frame[list(SELLER_FIELDS)]
     bodies = []
     for row in frame.itertuples(index=False):
         body = {

@@ -36,18 +36,18 @@ import numpy as np
 from tabulate import tabulate
 
 from price_alchemy_assets.devtools.local_servers import running_service
-from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.listings.synthetic import synthetic_market
+from price_alchemy_assets.model.comparables import FOLDER
 from price_alchemy_assets.model.store import FolderModelStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.service import SHARED, children_rss_mb, request_bodies, rss_mb, run_hey  # noqa: E402
+from benchmarks.comparables import folder_mb  # noqa: E402
+from benchmarks.service import SHARED, children_rss_mb, listing_bodies, request_bodies, rss_mb, run_hey  # noqa: E402
 
 QUERIES = 500
 
 _LOOKUP = """
 import json, sys, time
-import httpx
 import numpy as np
 started = time.perf_counter()
 from price_alchemy_assets.model.bundle import PriceModel
@@ -64,15 +64,6 @@ for label, bodies in json.loads(open(sys.argv[2]).read()).items():
     result[label] = [float(np.median(times) * 1000), float(np.percentile(times, 99) * 1000)]
 print(json.dumps(result))
 """
-
-
-def synthetic_bodies(count: int) -> list[dict]:
-    """Synthetic listings from another seed than the training market's: not in the index."""
-    frame = synthetic_market(count, seed=29)[list(SELLER_FIELDS)]
-    return [
-        {key: (int(value) if key in ("item_condition_id", "shipping") else value) for key, value in row.items()}
-        for row in frame.astype(object).where(frame.notna(), None).to_dict("records")
-    ]
 
 
 def explain_times(client, bodies: list[dict]) -> tuple[float, float, float]:
@@ -97,7 +88,8 @@ def main() -> None:
     record = FolderModelStore(args.store).champion()
     if record is None:
         sys.exit(f"{args.store}: no champion.json (run benchmarks/scale.py --keep-champion {args.store})")
-    query_sets = {"synthetic, unseen": synthetic_bodies(QUERIES)}
+    # another seed than the training market's: listings not in the index
+    query_sets = {"synthetic, unseen": listing_bodies(synthetic_market(QUERIES, seed=29))}
     if (SHARED / "mercari_test_sample.tsv").is_file():
         query_sets["genuine test rows"] = request_bodies(QUERIES)
     with tempfile.TemporaryDirectory(prefix="price-alchemy-scale-service-") as folder:
@@ -136,11 +128,7 @@ def main() -> None:
             lone = run_hey(f"{service.url}/predict", query_sets["synthetic, unseen"][0], root / "lone.json", 10)
             service_rss, service_peak = rss_mb(service.process.pid)
             children = children_rss_mb(service.process.pid)
-    bundle_mb = sum(path.stat().st_size for path in Path(record.model_path).rglob("*") if path.is_file()) / 2**20
-    index_mb = (
-        sum(path.stat().st_size for path in (Path(record.model_path) / "comparables").rglob("*") if path.is_file())
-        / 2**20
-    )
+    bundle_mb, index_mb = folder_mb(record.model_path), folder_mb(Path(record.model_path) / FOLDER)
     total = service_rss + children
     text = (
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `.venv/bin/python benchmarks/service_at_scale.py "
