@@ -4,6 +4,7 @@ seller page in headless Chromium, and schemathesis against the OpenAPI schema.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -19,12 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 
 from price_alchemy_assets.devtools.local_servers import ADMIN_TOKEN, running_service, stop_service
+from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.model.comparables import MIN_SIMILARITY
 from price_alchemy_assets.model.store import ChampionRecord, FolderModelStore, now_iso
+from price_alchemy_assets.service.batching import InferenceBatcher
 from price_alchemy_assets.service.champion import ChampionWatcher
 
 from .conftest import require_service
@@ -382,6 +386,39 @@ def test_metrics_count_what_was_served(service):
         "timed": 8,  # every /predict request is in the +Inf bucket, the 400 too
         "cheap": 12 * (prices[0] <= 1.0),
     }
+
+
+def test_requests_arriving_together_are_priced_in_one_model_call(store):
+    """A burst of sellers' requests joins the batcher over several turns of the event loop (each
+    is read, routed and checked first): they go in one call of the champion, not a lone first call
+    and then the rest, and each seller gets its own listing's price. A lone request is priced at once."""
+    watcher = ChampionWatcher(store)
+    watcher.refresh()
+    calls: list[int] = []
+    batcher = InferenceBatcher(lambda: watcher.current, on_priced=lambda listings: calls.append(len(listings)))
+    listings = [{**LISTING, "name": f"{LISTING['name']} {k}", "item_condition_id": 1 + k % 5} for k in range(20)]
+
+    async def seller(listing: dict, turns: int) -> np.ndarray:
+        for _ in range(turns):  # the request's reading, routing and body check
+            await asyncio.sleep(0)
+        predicted, _ = await batcher.predict([listing])
+        return predicted[0]
+
+    async def burst_then_lone() -> tuple[list[np.ndarray], np.ndarray]:
+        await batcher.start()
+        try:
+            burst = await asyncio.gather(*(seller(listing, k % 4) for k, listing in enumerate(listings)))
+            return burst, await seller(LISTING, 0)
+        finally:
+            await batcher.stop()
+
+    burst, lone = asyncio.run(burst_then_lone())
+    assert calls == [20, 1]
+    model = watcher.current.model
+    columns = {field: [listing.get(field) for listing in listings] for field in SELLER_FIELDS}
+    np.testing.assert_allclose(np.array(burst), model.price_range(model.predict_log(columns)))
+    assert len({price for price, _, _ in burst}) > 1  # the listings differ, and so do their prices
+    assert lone[1] <= lone[0] <= lone[2]
 
 
 def test_explanations_never_hold_up_a_price(service):
