@@ -25,7 +25,6 @@ import pandas as pd
 import pytest
 
 from price_alchemy_assets.devtools.local_servers import ADMIN_TOKEN, running_service, stop_service
-from price_alchemy_assets.listings.columns import SELLER_FIELDS
 from price_alchemy_assets.model.comparables import MIN_SIMILARITY
 from price_alchemy_assets.model.store import ChampionRecord, FolderModelStore, now_iso
 from price_alchemy_assets.service.batching import InferenceBatcher
@@ -414,10 +413,11 @@ def test_requests_arriving_together_are_priced_in_one_model_call(store):
 
     burst, lone = asyncio.run(burst_then_lone())
     assert calls == [20, 1]
+    # against the model's own prices for the same listings, read the way batch scoring reads them
     model = watcher.current.model
-    columns = {field: [listing.get(field) for listing in listings] for field in SELLER_FIELDS}
-    np.testing.assert_allclose(np.array(burst), model.price_range(model.predict_log(columns)))
+    np.testing.assert_allclose(np.array(burst), model.predict(pd.DataFrame(listings)).to_numpy(), rtol=1e-6)
     assert len({price for price, _, _ in burst}) > 1  # the listings differ, and so do their prices
+    np.testing.assert_allclose(lone, model.predict(pd.DataFrame([LISTING])).to_numpy()[0], rtol=1e-6)
     assert lone[1] <= lone[0] <= lone[2]
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from price_alchemy_assets.listings.columns import SELLER_FIELDS
+from price_alchemy_assets.listings.columns import seller_columns
 from price_alchemy_assets.service.champion import ServedModel
 
 GATHER_TURNS = 16
@@ -99,11 +99,9 @@ class InferenceBatcher:
 def _predict_all(
     served: ServedModel, jobs: list[_Job], on_priced: Callable[[list[dict]], None] | None
 ) -> list[np.ndarray]:
-    """One model call for every job's listings, passed as columns (no frame: building one costs a
-    lone listing a quarter of its price); each job gets its slice back."""
+    """One model call for every job's listings, passed as columns; each job gets its slice back."""
     listings = [row for job in jobs for row in job.listings]
-    columns = {field: [row.get(field) for row in listings] for field in SELLER_FIELDS}
-    predicted = served.model.price_range(served.model.predict_log(columns))
+    predicted = served.model.price_range(served.model.predict_log(seller_columns(listings)))
     if on_priced is not None:
         on_priced(listings)
     bounds = np.cumsum([0] + [len(job.listings) for job in jobs])

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from price_alchemy_assets.listings.columns import SELLER_FIELDS
+from price_alchemy_assets.listings.columns import SELLER_FIELDS, seller_columns
 from price_alchemy_assets.model.bundle import PriceModel
 from price_alchemy_assets.model.store import ChampionRecord, ModelStore
 from price_alchemy_assets.monitoring.prediction_log_table import metadata, prediction_log_engine, shadow_predictions
@@ -154,7 +154,7 @@ class ShadowScorer:
                 with self._arrived:
                     self.skipped += len(listings)
                 continue
-            columns = {field: [listing.get(field) for listing in listings] for field in SELLER_FIELDS}
+            columns = seller_columns(listings)
             request_id = f"{self._instance}-s{next(self._batch_numbers)}"
             try:
                 self._pool.submit(
