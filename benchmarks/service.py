@@ -262,13 +262,21 @@ def baseline_champion(revision: str, root: Path) -> tuple[Path, str]:
     return worktree, described
 
 
+PACED_WORKERS, PACED_RATE = 32, 10
+"""The paced load: hey's workers, each at this many requests a second (320 a second in bursts of 32)."""
+PACED = f"hey {PACED_WORKERS} workers x {PACED_RATE} requests/s"
+
+
+def run_paced(url: str, body: dict | None, path: Path, seconds: int) -> dict:
+    """The objective's steady arrival rate, below capacity."""
+    return run_hey(url, body, path, seconds, workers=PACED_WORKERS, per_worker_rate=PACED_RATE)
+
+
 def measure(service, client, bodies: list[dict], root: Path, seconds: int, paced_seconds: int) -> dict:
     """The objective's measurements of one price-alchemy service."""
     lone = run_hey(f"{service.url}/predict", bodies[0], root / "lone.json", seconds)
-    paced = run_hey(
-        f"{service.url}/predict", bodies[0], root / "lone.json", paced_seconds, workers=32, per_worker_rate=10
-    )
-    paced_health = run_hey(f"{service.url}/health", None, root / "none", paced_seconds, workers=32, per_worker_rate=10)
+    paced = run_paced(f"{service.url}/predict", bodies[0], root / "lone.json", paced_seconds)
+    paced_health = run_paced(f"{service.url}/health", None, root / "none", paced_seconds)
     health = run_wrk(f"{service.url}/health", seconds, CONNECTIONS, watch=service.process.pid)
     predict = run_wrk(f"{service.url}/predict", seconds, CONNECTIONS, root / "predict.lua", service.process.pid)
     batch = {"listings": bodies[:1000]}
@@ -306,8 +314,7 @@ def paced_in_alternation(services: dict, body: dict, root: Path, seconds: int, p
     rows, order = [], [SERVED, NO_SHADOW]
     for pair in range(1, pairs + 1):
         for name in order if pair % 2 else order[::-1]:
-            url = f"{services[name].url}/predict"
-            paced = run_hey(url, body, root / "lone.json", seconds, workers=32, per_worker_rate=10)
+            paced = run_paced(f"{services[name].url}/predict", body, root / "lone.json", seconds)
             rows.append(
                 {
                     "pair": pair,
@@ -518,13 +525,13 @@ def main() -> None:
         f"on 2 cores, every server on loopback beside the load generators, measured in turn, two rounds. "
         f"Model: {described}"
         + (f"; baseline: {baseline_described}" if args.baseline else "")
-        + f". lone: hey 1 worker x 20 requests/s, {args.seconds} s; paced: hey 32 workers x 10 requests/s, "
+        + f". lone: hey 1 worker x 20 requests/s, {args.seconds} s; paced: {PACED}, "
         f"{args.paced_seconds} s; closed loop: wrk 1 thread, {CONNECTIONS} connections, {args.seconds} s.\n\n"
         + table.to_markdown(index=False, floatfmt=".2f")
         + "\n\nThe objective, per round:\n\n"
         + objective.to_markdown(floatfmt=".2f")
         + f"\n\nPaced, the shadow on and off in alternation ({args.paced_pairs} pairs of {args.paced_seconds}-s runs, "
-        "hey 32 workers x 10 requests/s, one genuine listing):\n\n"
+        f"{PACED}, one genuine listing):\n\n"
         + alternation_summary(alternation).to_markdown(floatfmt=".1f")
         + "\n\nEvery run:\n\n"
         + alternation.to_markdown(index=False, floatfmt=".1f")
